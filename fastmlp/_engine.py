@@ -1,0 +1,343 @@
+"""Training and prediction engine: compiled epochs and their Python drivers.
+
+One epoch (every mini-batch of a given sample order: gather, forward, loss,
+backward, optimizer update) runs inside ONE compiled call,
+:func:`train_epoch`, so Python is entered once per epoch. The Python side
+here allocates the work buffers once per fit and hands the kernels plain
+arrays. It knows nothing of scikit-learn: schedules, early stopping,
+warnings and the random stream that orders samples live in the estimators.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._codes import (
+    ADAM,
+    H_ALPHA,
+    H_BETA1,
+    H_BETA2,
+    H_EPSILON,
+    H_LOG_EPS,
+    H_LR,
+    H_MOMENTUM,
+    H_ONE_MINUS_BETA1,
+    H_ONE_MINUS_BETA2,
+    N_HYPER,
+    SGD,
+)
+from ._jit import jit
+from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict
+from ._optim import adam_step, adam_step_size, sgd_step
+
+# Rows per chunk in prediction: bounds the work buffers (two layers of
+# PREDICT_CHUNK rows) whatever the number of rows predicted.
+PREDICT_CHUNK = 2048
+
+
+@jit()
+def train_epoch(theta, grad, state1, state2, step, units, w_off, b_off, acts_code,
+                head, solver, nesterov, hyper, lr_init64, beta1_64, beta2_64,
+                is_sparse, X, xd, xi, xp, Y, sw, idx, shuffled, batch_size,
+                Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, wt, row_loss):
+    """Run one epoch of mini-batch training in place; return the loss sum.
+
+    Batches are ``idx[s:s + batch_size]`` in order (``idx`` is the epoch's
+    sample order, int64). For each batch: gather its rows, compute the loss
+    and gradient (:func:`fastmlp._kernels.loss_grad`), then take one
+    optimizer step (``solver`` SGD: ``state1`` is the velocity; ADAM:
+    ``state1``/``state2`` are the moments and ``step[0]`` the step count,
+    incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
+    batch loss taken before its update, as scikit-learn accumulates it.
+    """
+    n_samples = idx.shape[0]
+    total = 0.0
+    for start in range(0, n_samples, batch_size):
+        n = min(batch_size, n_samples - start)
+        if is_sparse:
+            gather_csr(xd, xi, xp, idx, start, n, bd, bi, bp)
+            csr_to_csc(bd, bi, bp[: n + 1], units[0], cd, cr, cp)
+            xin = Xb
+        elif shuffled:
+            gather_rows(X, idx, start, n, Xb)
+            xin = Xb[:n]
+        else:
+            xin = X[start : start + n]
+        gather_rows(Y, idx, start, n, Yb)
+        for r in range(n):
+            swb[r] = sw[idx[start + r]]
+        loss = loss_grad(theta, grad, units, w_off, b_off, acts_code, head,
+                         hyper[H_ALPHA], hyper[H_LOG_EPS], is_sparse, xin, bd, bi, bp[: n + 1],
+                         cd, cr, cp, Yb, swb, n, acts, deltas, a_off, wt, row_loss)
+        total += loss * n
+        if solver == SGD:
+            sgd_step(theta, grad, state1, hyper[H_LR], hyper[H_MOMENTUM], nesterov)
+        else:
+            step[0] += 1
+            lr_t = theta.dtype.type(adam_step_size(lr_init64, beta1_64, beta2_64, step[0]))
+            adam_step(theta, grad, state1, state2, lr_t, hyper[H_BETA1],
+                      hyper[H_ONE_MINUS_BETA1], hyper[H_BETA2], hyper[H_ONE_MINUS_BETA2],
+                      hyper[H_EPSILON])
+    return total
+
+
+@jit()
+def predict_rows(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, xi, xp,
+                 out, chunk, acts, a_off):
+    """Write the network's output activations for every row into ``out``.
+
+    Rows are processed ``chunk`` at a time through the work buffer ``acts``.
+    The sparse input's ``xp`` is sliced, not rebased: its entries index the
+    full ``xd``/``xi``.
+    """
+    n = out.shape[0]
+    for start in range(0, n, chunk):
+        nc = min(chunk, n - start)
+        Z = predict(theta, units, w_off, b_off, acts_code, head, is_sparse,
+                    X[start : start + nc], xd, xi, xp[start : start + nc + 1], nc,
+                    acts, a_off)
+        out[start : start + nc] = Z
+
+
+class Network:
+    """What the kernels need to know of an architecture.
+
+    Parameters
+    ----------
+    layout : Layout
+        Sizes and offsets of the flat buffer.
+    hidden_activations : sequence of int
+        Activation code of each hidden layer.
+    head : int
+        Output head code.
+    dtype : numpy dtype
+        float32 or float64.
+    """
+
+    def __init__(self, layout, hidden_activations, head, dtype):
+        self.layout = layout
+        self.acts_code = np.asarray(hidden_activations, dtype=np.int64)
+        if self.acts_code.size == 0:  # Numba needs a typed, non-empty array
+            self.acts_code = np.zeros(1, dtype=np.int64)
+        self.head = int(head)
+        self.dtype = np.dtype(dtype)
+
+    def work_offsets(self, n_rows):
+        """Offsets of each layer's (n_rows, units) block in a work buffer."""
+        sizes = n_rows * self.layout.units[1:]
+        a_off = np.zeros(len(sizes), dtype=np.int64)
+        a_off[1:] = np.cumsum(sizes)[:-1]
+        return a_off, int(sizes.sum())
+
+    def max_weight_count(self):
+        u = self.layout.units
+        return int(max(u[i] * u[i + 1] for i in range(len(u) - 1)))
+
+
+class Inputs:
+    """An input matrix in kernel form: dense C-contiguous or CSR int64.
+
+    The unused representation is a zero-size array of the right type, so
+    every kernel sees the same argument types (one compilation per dtype).
+    """
+
+    def __init__(self, X, dtype):
+        dtype = np.dtype(dtype)
+        self.n_rows, self.n_cols = X.shape
+        self.is_sparse = sp.issparse(X)
+        if self.is_sparse:
+            X = sp.csr_matrix(X)
+            self.X = np.zeros((0, self.n_cols), dtype=dtype)
+            self.data = np.ascontiguousarray(X.data, dtype=dtype)
+            self.indices = np.ascontiguousarray(X.indices, dtype=np.int64)
+            self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+        else:
+            self.X = np.require(X, dtype=dtype, requirements=["C", "W"])
+            self.data = np.zeros(0, dtype=dtype)
+            self.indices = np.zeros(0, dtype=np.int64)
+            self.indptr = np.zeros(1, dtype=np.int64)
+
+    def args(self):
+        return self.is_sparse, self.X, self.data, self.indices, self.indptr
+
+    def csc(self):
+        """CSC arrays (data, row indices, column pointers) of a sparse input."""
+        cd = np.empty_like(self.data)
+        cr = np.empty(self.data.shape[0], dtype=np.int64)
+        cp = np.empty(self.n_cols + 1, dtype=np.int64)
+        csr_to_csc(self.data, self.indices, self.indptr, self.n_cols, cd, cr, cp)
+        return cd, cr, cp
+
+
+def make_hyper(dtype, *, learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0,
+               epsilon=0.0, alpha=0.0):
+    """The ``hyper`` array of the kernels, in the parameter dtype.
+
+    ``1 - beta`` is formed in float64 then rounded to the dtype, as
+    scikit-learn's ``(1 - self.beta_1) * grad`` does for float32 arrays.
+    """
+    hyper = np.zeros(N_HYPER, dtype=dtype)
+    hyper[H_LR] = learning_rate
+    hyper[H_MOMENTUM] = momentum
+    hyper[H_BETA1] = beta_1
+    hyper[H_ONE_MINUS_BETA1] = 1 - beta_1
+    hyper[H_BETA2] = beta_2
+    hyper[H_ONE_MINUS_BETA2] = 1 - beta_2
+    hyper[H_EPSILON] = epsilon
+    hyper[H_ALPHA] = alpha
+    hyper[H_LOG_EPS] = np.finfo(dtype).eps
+    return hyper
+
+
+class StochasticTrainer:
+    """Mini-batch training of one network on one data set.
+
+    Owns the gradient, optimizer state and work buffers for the fit, so an
+    epoch allocates nothing.
+
+    Parameters
+    ----------
+    net : Network
+    inputs : Inputs
+        Training inputs.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets, in the parameter dtype.
+    sample_weight : ndarray of shape (n_samples,)
+        Sample weights (ones when the user gave none: multiplying by one and
+        summing ones are exact, so this equals the unweighted formulas).
+    batch_size : int
+    solver : int
+        ``SGD`` or ``ADAM``.
+    """
+
+    def __init__(self, net, inputs, Y, sample_weight, batch_size, solver, *, alpha,
+                 learning_rate_init, momentum=0.9, nesterov=True, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8):
+        dt = net.dtype
+        self.net = net
+        self.inputs = inputs
+        self.Y = np.require(Y, dtype=dt, requirements=["C"])
+        self.sw = np.require(sample_weight, dtype=dt, requirements=["C"])
+        self.batch_size = int(batch_size)
+        self.solver = int(solver)
+        self.nesterov = bool(nesterov)
+        self.learning_rate_init = float(learning_rate_init)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.hyper = make_hyper(dt, learning_rate=learning_rate_init, momentum=momentum,
+                                beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha)
+        P = net.layout.size
+        self.grad = np.zeros(P, dtype=dt)
+        self.reset_optimizer()
+
+        bs = self.batch_size
+        k = inputs.n_cols
+        self.a_off, size = net.work_offsets(bs)
+        self.acts = np.zeros(size, dtype=dt)
+        self.deltas = np.zeros(size, dtype=dt)
+        self.wt = np.zeros(net.max_weight_count(), dtype=dt)
+        self.row_loss = np.zeros(bs, dtype=np.float64)
+        self.Yb = np.zeros((bs, self.Y.shape[1]), dtype=dt)
+        self.swb = np.zeros(bs, dtype=dt)
+        if inputs.is_sparse:
+            # The largest possible batch nnz: the bs densest rows.
+            row_nnz = np.diff(inputs.indptr)
+            nnz_max = int(np.sort(row_nnz)[::-1][:bs].sum())
+            self.Xb = np.zeros((0, k), dtype=dt)
+            self.bd = np.zeros(nnz_max, dtype=dt)
+            self.bi = np.zeros(nnz_max, dtype=np.int64)
+            self.bp = np.zeros(bs + 1, dtype=np.int64)
+            self.cd = np.zeros(nnz_max, dtype=dt)
+            self.cr = np.zeros(nnz_max, dtype=np.int64)
+            self.cp = np.zeros(k + 1, dtype=np.int64)
+        else:
+            self.Xb = np.zeros((bs, k), dtype=dt)
+            self.bd = self.cd = np.zeros(0, dtype=dt)
+            self.bi = self.cr = np.zeros(0, dtype=np.int64)
+            self.bp = np.zeros(1, dtype=np.int64)
+            self.cp = np.zeros(1, dtype=np.int64)
+
+    def reset_optimizer(self):
+        """Zero the velocity / moments and Adam's step count."""
+        P = self.net.layout.size
+        self.state1 = np.zeros(P, dtype=self.net.dtype)
+        self.state2 = np.zeros(P if self.solver == ADAM else 1, dtype=self.net.dtype)
+        self.step = np.zeros(1, dtype=np.int64)
+
+    def set_learning_rate(self, lr):
+        self.hyper[H_LR] = lr
+
+    @property
+    def learning_rate(self):
+        return float(self.hyper[H_LR])
+
+    def run_epoch(self, theta, idx, shuffled=True):
+        """One epoch over samples in the order ``idx``; returns the mean loss.
+
+        ``theta`` is updated in place. ``shuffled=False`` promises that
+        ``idx`` is ``arange(n)`` so dense batches are read in place.
+        """
+        net = self.net
+        inp = self.inputs
+        L = net.layout
+        total = train_epoch(
+            theta, self.grad, self.state1, self.state2, self.step, L.units, L.w_off,
+            L.b_off, net.acts_code, net.head, self.solver, self.nesterov, self.hyper,
+            self.learning_rate_init, self.beta_1, self.beta_2, *inp.args(), self.Y,
+            self.sw, np.ascontiguousarray(idx, dtype=np.int64), bool(shuffled),
+            self.batch_size, self.Xb, self.bd, self.bi, self.bp, self.cd, self.cr,
+            self.cp, self.Yb, self.swb, self.acts, self.deltas, self.a_off, self.wt,
+            self.row_loss)
+        return total / idx.shape[0]
+
+
+class FullBatchObjective:
+    """Loss and gradient over the whole data set, for L-BFGS.
+
+    Calling it with a float64 vector (scipy's iterate) returns
+    ``(loss, gradient)``; the gradient is a fresh float64 array because
+    scipy keeps references to earlier gradients.
+    """
+
+    def __init__(self, net, inputs, Y, sample_weight, alpha):
+        dt = net.dtype
+        self.net = net
+        self.inputs = inputs
+        n = inputs.n_rows
+        self.Y = np.require(Y, dtype=dt, requirements=["C"])
+        self.sw = np.require(sample_weight, dtype=dt, requirements=["C"])
+        self.hyper = make_hyper(dt, alpha=alpha)
+        self.a_off, size = net.work_offsets(n)
+        self.acts = np.zeros(size, dtype=dt)
+        self.deltas = np.zeros(size, dtype=dt)
+        self.wt = np.zeros(net.max_weight_count(), dtype=dt)
+        self.row_loss = np.zeros(n, dtype=np.float64)
+        self.theta = np.zeros(net.layout.size, dtype=dt)
+        self.grad = np.zeros(net.layout.size, dtype=dt)
+        if inputs.is_sparse:
+            self.csc = inputs.csc()
+        else:
+            self.csc = (inputs.data, inputs.indices, inputs.indptr)
+
+    def __call__(self, x):
+        net = self.net
+        L = net.layout
+        self.theta[...] = x
+        is_sparse, X, xd, xi, xp = self.inputs.args()
+        loss = loss_grad(self.theta, self.grad, L.units, L.w_off, L.b_off, net.acts_code,
+                         net.head, self.hyper[H_ALPHA], self.hyper[H_LOG_EPS], is_sparse,
+                         X, xd, xi, xp, *self.csc, self.Y, self.sw, self.inputs.n_rows,
+                         self.acts, self.deltas, self.a_off, self.wt, self.row_loss)
+        return loss, self.grad.astype(np.float64)
+
+
+def predict_output(net, theta, inputs):
+    """Output activations, shape (n_rows, n_outputs), in the parameter dtype."""
+    n = inputs.n_rows
+    chunk = max(1, min(n, PREDICT_CHUNK))
+    a_off, size = net.work_offsets(chunk)
+    acts = np.empty(size, dtype=net.dtype)
+    out = np.empty((n, int(net.layout.units[-1])), dtype=net.dtype)
+    L = net.layout
+    predict_rows(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, *inputs.args(),
+                 out, chunk, acts, a_off)
+    return out

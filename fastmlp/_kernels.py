@@ -1,0 +1,274 @@
+"""Compiled forward, backward, output-head and predict kernels.
+
+Arrays handed to these kernels are the flat parameter buffer ``theta`` with
+its layout (``units``, ``w_off``, ``b_off``: int64 arrays, see
+:mod:`fastmlp._layout`), and flat work buffers ``acts`` / ``deltas`` in
+which layer ``l``'s output for a batch of ``n`` rows is the row-major block
+``[a_off[l], a_off[l] + n * units[l + 1])``. Exactly two dtypes are used,
+float32 and float64, and every argument of a kernel has the parameter dtype,
+so each kernel compiles at most once per dtype.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._codes import HEAD_EXP, HEAD_IDENTITY, HEAD_LOGISTIC, HEAD_SOFTMAX, IDENTITY
+from ._jit import jit
+from ._linalg import (
+    csc_linear_grad,
+    csr_linear_forward,
+    linear_backward,
+    linear_forward,
+    linear_grad,
+    transpose,
+)
+
+
+@jit()
+def coef_view(theta, units, w_off, l):
+    """Weights of layer ``l`` as a (units[l], units[l + 1]) view of theta."""
+    fi = units[l]
+    fo = units[l + 1]
+    return theta[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
+
+
+@jit()
+def intercept_view(theta, units, b_off, l):
+    """Bias of layer ``l`` as a view of theta."""
+    return theta[b_off[l] : b_off[l] + units[l + 1]]
+
+
+@jit()
+def block_view(buf, off, l, n, m):
+    """Rows ``0..n`` of layer ``l``'s (n, m) block in a flat work buffer."""
+    return buf[off[l] : off[l] + n * m].reshape((n, m))
+
+
+@jit()
+def _xlogy(x, y):
+    # scipy.special.xlogy: 0 where x == 0, else x * log(y).
+    if x == 0:
+        return 0.0
+    return x * np.log(y)
+
+
+@jit()
+def output_activation(z, head):
+    """Apply the output activation of ``head`` to the 1-D row ``z`` in place.
+
+    Softmax subtracts the row maximum first, as scikit-learn does.
+    """
+    m = z.shape[0]
+    one = z.dtype.type(1)
+    if head == HEAD_SOFTMAX:
+        mx = z[0]
+        for c in range(1, m):
+            if z[c] > mx:
+                mx = z[c]
+        s = z.dtype.type(0)
+        for c in range(m):
+            z[c] = np.exp(z[c] - mx)
+            s += z[c]
+        for c in range(m):
+            z[c] /= s
+    elif head == HEAD_LOGISTIC:
+        for c in range(m):
+            z[c] = one / (one + np.exp(-z[c]))
+    elif head == HEAD_EXP:
+        for c in range(m):
+            z[c] = np.exp(z[c])
+    # HEAD_IDENTITY: nothing to do
+
+
+@jit(parallel=True)
+def apply_output(Z, head):
+    """Apply the output activation of ``head`` to every row of Z in place."""
+    for r in prange(Z.shape[0]):
+        output_activation(Z[r], head)
+
+
+@jit(parallel=True)
+def output_head(Z, Y, sw, head, log_eps, D, row_loss):
+    """Apply the output activation, the per-row loss and the output delta.
+
+    Z : (n, m) output-layer pre-activations, replaced by the activations.
+    Y : (n, m) targets (one-hot / indicator for classification).
+    sw : (n,) sample weights.
+    D : (n, m) written with ``(out - y) * sw``.
+    row_loss : (n,) float64, written with each row's unweighted loss.
+
+    Losses follow scikit-learn's ``_base.py``: cross-entropies clip
+    probabilities to ``[log_eps, 1 - log_eps]``; squared error is halved and
+    averaged over outputs; the Poisson loss is the half deviance.
+    """
+    n, m = Z.shape
+    one = Z.dtype.type(1)
+    hi = one - log_eps
+    for r in prange(n):
+        z = Z[r]
+        y = Y[r]
+        output_activation(z, head)
+        loss = 0.0
+        if head == HEAD_SOFTMAX:
+            for c in range(m):
+                p = min(max(z[c], log_eps), hi)
+                loss -= _xlogy(y[c], p)
+        elif head == HEAD_LOGISTIC:
+            for c in range(m):
+                p = min(max(z[c], log_eps), hi)
+                loss -= _xlogy(y[c], p) + _xlogy(one - y[c], one - p)
+        elif head == HEAD_EXP:
+            for c in range(m):
+                loss += _xlogy(y[c], y[c] / z[c]) - y[c] + z[c]
+        else:  # HEAD_IDENTITY
+            for c in range(m):
+                e = y[c] - z[c]
+                loss += e * e
+            loss *= 0.5 / m
+        row_loss[r] = loss
+        d = D[r]
+        w = sw[r]
+        for c in range(m):
+            d[c] = (z[c] - y[c]) * w
+
+
+@jit(parallel=True)
+def gather_rows(X, idx, start, n, out):
+    """Copy rows ``X[idx[start:start + n]]`` into ``out[:n]``."""
+    k = X.shape[1]
+    for r in prange(n):
+        src = X[idx[start + r]]
+        dst = out[r]
+        for j in range(k):
+            dst[j] = src[j]
+
+
+@jit()
+def gather_csr(data, indices, indptr, idx, start, n, bdata, bindices, bindptr):
+    """Copy CSR rows ``idx[start:start + n]`` into the batch CSR buffers."""
+    bindptr[0] = 0
+    for r in range(n):
+        i = idx[start + r]
+        bindptr[r + 1] = bindptr[r] + indptr[i + 1] - indptr[i]
+    for r in range(n):
+        i = idx[start + r]
+        q = bindptr[r]
+        for p in range(indptr[i], indptr[i + 1]):
+            bdata[q] = data[p]
+            bindices[q] = indices[p]
+            q += 1
+
+
+@jit()
+def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
+    """Transpose a CSR matrix into CSC buffers (counting sort, stable)."""
+    n = indptr.shape[0] - 1
+    for j in range(n_cols + 1):
+        cptr[j] = 0
+    for p in range(indptr[n]):
+        cptr[indices[p] + 1] += 1
+    for j in range(n_cols):
+        cptr[j + 1] += cptr[j]
+    nxt = cptr[:n_cols].copy()
+    for r in range(n):
+        for p in range(indptr[r], indptr[r + 1]):
+            j = indices[p]
+            q = nxt[j]
+            cdata[q] = data[p]
+            crows[q] = r
+            nxt[j] = q + 1
+
+
+@jit()
+def forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off):
+    """Forward pass of ``n`` rows through every layer, output pre-activation.
+
+    X : (n, k) dense input (ignored when ``is_sparse``); xd, xi, xp : CSR
+    input (ignored unless ``is_sparse``). acts_code : (n_layers - 2,) int64
+    hidden activation codes. The output layer's block of ``acts`` receives
+    ``A @ W + b`` without activation: the head applies it.
+    """
+    L = w_off.shape[0]
+    for l in range(L):
+        W = coef_view(theta, units, w_off, l)
+        b = intercept_view(theta, units, b_off, l)
+        Z = block_view(acts, a_off, l, n, units[l + 1])
+        act = acts_code[l] if l < L - 1 else IDENTITY
+        if l == 0:
+            if is_sparse:
+                csr_linear_forward(xd, xi, xp, W, b, Z, act)
+            else:
+                linear_forward(X, W, b, Z, act)
+        else:
+            A = block_view(acts, a_off, l - 1, n, units[l])
+            linear_forward(A, W, b, Z, act)
+
+
+@jit()
+def l2_sum(theta, units, w_off):
+    """Sum of squared weights (biases excluded), in float64."""
+    s = 0.0
+    for l in range(w_off.shape[0]):
+        for i in range(w_off[l], w_off[l] + units[l] * units[l + 1]):
+            s += theta[i] * theta[i]
+    return s
+
+
+@jit()
+def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
+              is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n,
+              acts, deltas, a_off, wt, row_loss):
+    """Loss of ``n`` rows and its gradient with respect to ``theta``.
+
+    Returns scikit-learn's batch loss: the ``sw``-weighted average of the
+    per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``; writes the
+    gradient, same layout as ``theta``, into ``grad``. The input is ``X``
+    (n, k) when dense, else CSR ``(xd, xi, xp)`` for the forward pass and the
+    same matrix in CSC form ``(cd, cr, cp)`` for the first weight gradient.
+    ``wt`` is scratch of at least the largest layer's weight count.
+    """
+    L = w_off.shape[0]
+    forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off)
+    m_out = units[L]
+    Zout = block_view(acts, a_off, L - 1, n, m_out)
+    Dout = block_view(deltas, a_off, L - 1, n, m_out)
+    output_head(Zout, Y[:n], sw[:n], head, log_eps, Dout, row_loss[:n])
+
+    sw_sum = sw[:n].sum()
+    total = 0.0
+    for r in range(n):
+        total += row_loss[r] * sw[r]
+    loss = total / sw_sum + 0.5 * alpha * l2_sum(theta, units, w_off) / sw_sum
+
+    for l in range(L - 1, -1, -1):
+        W = coef_view(theta, units, w_off, l)
+        D = block_view(deltas, a_off, l, n, units[l + 1])
+        dW = coef_view(grad, units, w_off, l)
+        db = intercept_view(grad, units, b_off, l)
+        if l == 0:
+            if is_sparse:
+                csc_linear_grad(cd, cr, cp, D, W, alpha, sw_sum, dW, db)
+            else:
+                linear_grad(X, D, W, alpha, sw_sum, dW, db)
+        else:
+            A = block_view(acts, a_off, l - 1, n, units[l])
+            linear_grad(A, D, W, alpha, sw_sum, dW, db)
+            WT = wt[: units[l] * units[l + 1]].reshape((units[l + 1], units[l]))
+            transpose(W, WT)
+            Dprev = block_view(deltas, a_off, l - 1, n, units[l])
+            linear_backward(D, WT, A, acts_code[l - 1], Dprev)
+    return loss
+
+
+@jit()
+def predict(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, xi, xp, n, acts, a_off):
+    """Output activations for ``n`` rows; returns an (n, n_outputs) view.
+
+    Same inputs as :func:`forward`. The returned array is a view into
+    ``acts``.
+    """
+    L = w_off.shape[0]
+    forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off)
+    Z = block_view(acts, a_off, L - 1, n, units[L])
+    apply_output(Z, head)
+    return Z
