@@ -37,8 +37,9 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._codes import ACTIVATIONS, ADAM, HEADS, SOLVERS
+from ._codes import ACTIVATIONS, HEADS, SOLVERS
 from ._engine import (
+    PREDICT_CHUNK,
     FullBatchObjective,
     Inputs,
     Network,
@@ -46,6 +47,7 @@ from ._engine import (
     predict_output,
 )
 from ._layout import Layout
+from ._threads import resolve_threads, threads
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -56,6 +58,55 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
+
+
+def _sklearn_constraints():
+    """scikit-learn's own parameter constraints of its MLPs.
+
+    Reusing its objects makes every InvalidParameterError message identical
+    to scikit-learn's: a set of options prints in an order fixed when its
+    module was byte-compiled, so an equal set written here could print its
+    options in another order. The copy below is the fallback for versions
+    whose constraints lack what fastmlp supports.
+    """
+    own = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+    try:
+        from sklearn.neural_network import MLPRegressor as _SkRegressor
+
+        theirs = dict(_SkRegressor._parameter_constraints)
+    except (ImportError, AttributeError):  # pragma: no cover
+        return own
+    if set(theirs) != set(own) or "poisson" not in str(theirs["loss"][0]):
+        return own  # pragma: no cover - older scikit-learn
+    return theirs
+
+
+_SKLEARN_CONSTRAINTS = _sklearn_constraints()
 
 
 def _views_intact(theta, coefs, intercepts, layout):
@@ -90,38 +141,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [
-            Interval(Integral, 1, None, closed="left"),
-            Options(Real, {np.inf}),
-        ],
-        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        **{k: v for k, v in _SKLEARN_CONSTRAINTS.items() if k != "loss"},
+        "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
     }
 
     @abstractmethod
@@ -151,6 +172,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         epsilon,
         n_iter_no_change,
         max_fun,
+        n_threads=None,
     ):
         self.activation = activation
         self.solver = solver
@@ -177,6 +199,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------
     # The flat buffer behind coefs_ / intercepts_
@@ -249,7 +272,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             dtype = np.float64
         theta = self._flat_params(layout, np.dtype(dtype))
         net = self._network(layout, dtype)
-        return predict_output(net, theta, Inputs(X, dtype))
+        rows = min(X.shape[0], PREDICT_CHUNK)
+        with threads(resolve_threads(self.n_threads, rows * layout.n_weights)):
+            return predict_output(net, theta, Inputs(X, dtype))
 
     # ------------------------------------------------------------------
     # Fitting
@@ -330,10 +355,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # y stays as validated (bool for classifiers, as scikit-learn keeps
         # it, so the early-stopping split stratifies identically); the
         # engine casts it to the parameter dtype.
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, net, theta, incremental, random_state)
-        elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, y, sample_weight, net, theta)
+        if self.solver == "lbfgs" or self.batch_size == "auto":
+            rows = n_samples if self.solver == "lbfgs" else min(200, n_samples)
+        else:
+            rows = min(self.batch_size, n_samples)
+        with threads(resolve_threads(self.n_threads, rows * layout.n_weights)):
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, y, sample_weight, net, theta, incremental, random_state)
+            elif self.solver == "lbfgs":
+                self._fit_lbfgs(X, y, sample_weight, net, theta)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -620,10 +650,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         import copy
 
         check_is_fitted(estimator)
-        if is_classifier(estimator) != is_classifier(cls):
+        wants_classifier = is_classifier(cls())
+        if is_classifier(estimator) != wants_classifier:
             raise TypeError(
                 f"{cls.__name__}.from_sklearn needs a fitted "
-                f"{'classifier' if is_classifier(cls) else 'regressor'}, got "
+                f"{'classifier' if wants_classifier else 'regressor'}, got "
                 f"{type(estimator).__name__}."
             )
         own = set(cls._get_param_names())
@@ -828,6 +859,16 @@ _PARAMETERS_DOC = """
         of iterations reaches max_iter, or this number of loss function calls.
         Note that number of loss function calls will be greater than or equal
         to the number of iterations for the `MLPClassifier`.
+
+    n_threads : int, default=None
+        Threads used by the compiled kernels in fit and predict (fastmlp
+        only; scikit-learn has no such parameter). None uses every thread of
+        Numba's pool (``NUMBA_NUM_THREADS``), capped by ``OMP_NUM_THREADS``
+        when the environment sets it, as joblib and dask workers do; -1 is
+        the same. A positive count is capped likewise. Small work (one
+        forward pass of a batch under about a million multiply-adds) always
+        runs on one thread, where synchronising threads costs more than it
+        saves. Results are bit-identical for every thread count.
 """
 
 _ATTRIBUTES_DOC = """
@@ -978,6 +1019,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        n_threads=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1004,6 +1046,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            n_threads=n_threads,
         )
 
     def _validate_input(self, X, y, incremental, reset):
@@ -1208,7 +1251,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": _SKLEARN_CONSTRAINTS["loss"],
     }
 
     def __init__(
@@ -1238,6 +1281,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        n_threads=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1264,6 +1308,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            n_threads=n_threads,
         )
 
     def predict(self, X):

@@ -47,6 +47,12 @@ class Layout:
         self.size = pos
 
     @property
+    def n_weights(self):
+        """Number of weights (biases excluded): multiply-adds per row."""
+        u = self.units
+        return int(sum(int(u[i]) * int(u[i + 1]) for i in range(len(u) - 1)))
+
+    @property
     def n_weight_layers(self):
         return len(self.w_off)
 

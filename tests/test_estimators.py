@@ -1,0 +1,388 @@
+"""Behaviour of the estimators that a scikit-learn user relies on."""
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn import neural_network as sk
+from sklearn.datasets import load_iris, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fastmlp import MLPClassifier, MLPRegressor
+
+X_iris, y_iris = load_iris(return_X_y=True)
+X_iris = StandardScaler().fit_transform(X_iris)
+X_reg, y_reg = make_regression(n_samples=80, n_features=5, random_state=0)
+y_reg = y_reg / y_reg.std()
+
+
+@pytest.fixture(autouse=True)
+def _no_convergence_noise():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def test_signatures_and_defaults_match_sklearn():
+    import inspect
+
+    for ours, theirs in ((MLPClassifier, sk.MLPClassifier), (MLPRegressor, sk.MLPRegressor)):
+        a = inspect.signature(ours.__init__).parameters
+        b = inspect.signature(theirs.__init__).parameters
+        # scikit-learn's parameters first, in order; fastmlp's extras after,
+        # keyword-only with defaults that keep scikit-learn's behaviour.
+        assert list(a)[: len(b)] == list(b)
+        for name in b:
+            assert a[name].default == b[name].default, name
+            assert a[name].kind == b[name].kind, name
+        for name in list(a)[len(b):]:
+            assert a[name].kind == inspect.Parameter.KEYWORD_ONLY
+        ours_params = ours().get_params()
+        assert {k: ours_params[k] for k in theirs().get_params()} == theirs().get_params()
+    assert MLPClassifier().loss == "log_loss"
+    assert "loss" not in MLPClassifier().get_params()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(hidden_layer_sizes=[5, 0]), "hidden_layer_sizes must be > 0, got [5, 0]."),
+        (dict(activation="gelu"), "The 'activation' parameter of MLPClassifier must be"),
+        (dict(solver="newton"), "The 'solver' parameter of MLPClassifier must be"),
+        (dict(momentum=1.5), "The 'momentum' parameter of MLPClassifier must be"),
+        (dict(learning_rate_init=0.0), "The 'learning_rate_init' parameter"),
+        (dict(validation_fraction=1.0), "The 'validation_fraction' parameter"),
+        (dict(n_iter_no_change=0), "The 'n_iter_no_change' parameter"),
+    ],
+)
+def test_parameter_errors_match_sklearn(params, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as ours:
+        MLPClassifier(**params).fit(X_iris, y_iris)
+    with pytest.raises(ValueError) as theirs:
+        sk.MLPClassifier(**params).fit(X_iris, y_iris)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_regressor_positional_loss():
+    with pytest.raises(ValueError, match=re.escape("The 'loss' parameter of MLPRegressor")):
+        MLPRegressor((5,)).fit(X_reg, y_reg)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "empty", "3d", "features"])
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_bad_input_gets_sklearns_error(bad, Est):
+    X, y = (X_iris, y_iris) if Est is MLPClassifier else (X_reg, y_reg)
+    Sk = getattr(sk, Est.__name__)
+    if bad == "features":
+        est = Est(max_iter=2).fit(X, y)
+        ref = Sk(max_iter=2).fit(X, y)
+        calls = [lambda e: e.predict(X[:, :-1])]
+    else:
+        X = X.copy()
+        if bad == "nan":
+            X[3, 1] = np.nan
+        elif bad == "inf":
+            X[3, 1] = np.inf
+        elif bad == "empty":
+            X, y = X[:0], y[:0]
+        elif bad == "3d":
+            X = X[:, :, None]
+        est, ref = Est(max_iter=2), Sk(max_iter=2)
+        calls = [lambda e: e.fit(X, y)]
+    for call in calls:
+        with pytest.raises(ValueError) as theirs:
+            call(ref)
+        with pytest.raises(ValueError, match=re.escape(str(theirs.value)[:60])):
+            call(est)
+
+
+def test_predict_before_fit():
+    with pytest.raises(NotFittedError):
+        MLPClassifier().predict(X_iris)
+
+
+def test_partial_fit_rules():
+    clf = MLPClassifier(hidden_layer_sizes=(5,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X_iris, y_iris)
+    classes = np.unique(y_iris)
+    for i in range(3):
+        clf.partial_fit(X_iris, y_iris, classes=classes)  # repeated classes accepted
+        assert clf.n_iter_ == 1
+        assert clf.t_ == (i + 1) * X_iris.shape[0]
+        assert len(clf.loss_curve_) == i + 1
+    with pytest.raises(ValueError, match=re.escape("`y` has classes not in `self.classes_`")):
+        clf.partial_fit(X_iris, y_iris + 1)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        MLPClassifier(early_stopping=True).partial_fit(X_iris, y_iris, classes=classes)
+    # availability follows scikit-learn, including its regressor quirk
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    with pytest.raises(AttributeError) as theirs:
+        sk.MLPClassifier(solver="lbfgs").partial_fit
+    with pytest.raises(AttributeError, match=re.escape(str(theirs.value))):
+        MLPClassifier(solver="lbfgs").partial_fit
+    reg = MLPRegressor(solver="lbfgs", max_iter=5, hidden_layer_sizes=(4,), random_state=0)
+    assert hasattr(reg, "partial_fit")
+    reg.partial_fit(X_reg, y_reg)
+    ref = sk.MLPRegressor(solver="lbfgs", max_iter=5, hidden_layer_sizes=(4,), random_state=0)
+    ref.partial_fit(X_reg, y_reg)
+    np.testing.assert_allclose(reg.predict(X_reg), ref.predict(X_reg), rtol=1e-10)
+
+
+def test_partial_fit_feature_count_checked():
+    clf = MLPClassifier(hidden_layer_sizes=(5,)).partial_fit(X_iris, y_iris, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X_iris[:, :2], y_iris)
+
+
+def test_warm_start_rules():
+    clf = MLPClassifier(hidden_layer_sizes=(5,), warm_start=True, max_iter=3).fit(X_iris, y_iris)
+    with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same"):
+        clf.fit(X_iris, np.where(y_iris == 2, 3, y_iris))
+    clf.set_params(hidden_layer_sizes=(6,))
+    with pytest.raises(ValueError, match="need the layer sizes of the fitted network"):
+        clf.fit(X_iris, y_iris)
+
+
+def test_warnings_match_sklearn():
+    with pytest.warns(ConvergenceWarning, match=re.escape(
+            "Stochastic Optimizer: Maximum iterations (2) reached and the optimization "
+            "hasn't converged yet.")):
+        MLPClassifier(max_iter=2).fit(X_iris, y_iris)
+    with pytest.warns(UserWarning, match="Got `batch_size` less than 1 or larger than sample"):
+        MLPClassifier(max_iter=1, batch_size=1000).fit(X_iris, y_iris)
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after 2 iteration"):
+        MLPClassifier(solver="lbfgs", max_iter=2).fit(X_iris, y_iris)
+    # partial_fit never warns about convergence
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        MLPClassifier(max_iter=1).partial_fit(X_iris, y_iris, classes=[0, 1, 2])
+
+
+def test_column_vector_y_warns():
+    from sklearn.exceptions import DataConversionWarning
+
+    with pytest.warns(DataConversionWarning):
+        MLPRegressor(max_iter=1).fit(X_reg, y_reg[:, None])
+
+
+def test_non_finite_weights_error():
+    X = X_reg * 1e6
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=5).fit(X, y_reg * 1e6)
+
+
+def test_keyboard_interrupt_stops_with_a_warning(monkeypatch):
+    from fastmlp import _engine
+
+    calls = {"n": 0}
+    original = _engine.StochasticTrainer.run_epoch
+
+    def interrupted(self, theta, idx, shuffled=True):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, theta, idx, shuffled)
+
+    monkeypatch.setattr(_engine.StochasticTrainer, "run_epoch", interrupted)
+    with pytest.warns(UserWarning, match="Training interrupted by user."):
+        clf = MLPClassifier(max_iter=10, hidden_layer_sizes=(4,)).fit(X_iris, y_iris)
+    assert clf.n_iter_ == 2
+    assert clf.predict(X_iris).shape == y_iris.shape
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_float32_stays_float32(solver):
+    X32 = X_iris.astype(np.float32)
+    clf = MLPClassifier(solver=solver, max_iter=60, hidden_layer_sizes=(8,), random_state=0,
+                        batch_size=16)
+    clf.fit(X32, y_iris)
+    assert all(c.dtype == np.float32 for c in clf.coefs_ + clf.intercepts_)
+    assert clf.predict_proba(X32).dtype == np.float32
+    # as scikit-learn: float64 input to a float32 model predicts in float64
+    assert clf.predict_proba(X_iris).dtype == np.float64
+    assert clf.score(X32, y_iris) > 0.8
+    X64 = X_iris.astype(np.int64)
+    assert MLPClassifier(max_iter=2).fit(X64, y_iris).coefs_[0].dtype == np.float64
+
+
+def test_float32_close_to_float64():
+    params = dict(max_iter=30, hidden_layer_sizes=(8,), random_state=0)
+    a = MLPClassifier(**params).fit(X_iris.astype(np.float32), y_iris)
+    b = MLPClassifier(**params).fit(X_iris, y_iris)
+    np.testing.assert_allclose(a.predict_proba(X_iris), b.predict_proba(X_iris), atol=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_equals_dense(fmt):
+    X = X_iris.copy()
+    X[np.abs(X) < 0.5] = 0
+    Xs = sp.csr_matrix(X).asformat(fmt)
+    params = dict(max_iter=10, hidden_layer_sizes=(6,), random_state=0)
+    a = MLPClassifier(**params).fit(Xs, y_iris)
+    b = MLPClassifier(**params).fit(X, y_iris)
+    for p, q in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.predict_proba(Xs), b.predict_proba(X), atol=1e-12)
+
+
+def test_multilabel_and_multioutput():
+    X, Y = make_multilabel_classification(n_samples=60, n_classes=4, random_state=0)
+    clf = MLPClassifier(max_iter=50, random_state=0).fit(X, Y)
+    assert clf.out_activation_ == "logistic"
+    assert clf.predict(X).shape == Y.shape
+    assert clf.predict_proba(X).shape == Y.shape
+    Xr, Yr = make_regression(n_samples=60, n_features=4, n_targets=3, random_state=0)
+    reg = MLPRegressor(max_iter=50, random_state=0).fit(Xr, Yr)
+    assert reg.n_outputs_ == 3 and reg.predict(Xr).shape == (60, 3)
+
+
+def test_binary_and_proba():
+    y = (y_iris > 0).astype(int)
+    clf = MLPClassifier(max_iter=50, random_state=0).fit(X_iris, y)
+    assert clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+    proba = clf.predict_proba(X_iris)
+    assert proba.shape == (150, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    np.testing.assert_allclose(clf.predict_log_proba(X_iris), np.log(proba))
+    labels = np.array(["no", "yes"])[y]
+    assert set(MLPClassifier(max_iter=5).fit(X_iris, labels).predict(X_iris)) <= {"no", "yes"}
+
+
+def test_poisson_regression():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, 0] + 0.2))
+    reg = MLPRegressor(loss="poisson", max_iter=200, random_state=0).fit(X, y)
+    assert reg.out_activation_ == "exp"
+    assert np.all(reg.predict(X) > 0)
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+
+
+def test_early_stopping_restores_best_weights():
+    clf = MLPClassifier(early_stopping=True, max_iter=60, random_state=0,
+                        n_iter_no_change=3, validation_fraction=0.3)
+    clf.fit(X_iris, y_iris)
+    assert clf.best_loss_ is None and clf.validation_scores_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    for c, b in zip(clf.coefs_, clf._best_coefs):
+        np.testing.assert_array_equal(c, b)
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(X_reg[:60], y_reg[:60])
+
+
+def test_pandas_feature_names():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X_iris, columns=["a", "b", "c", "d"])
+    clf = MLPClassifier(max_iter=5).fit(df, y_iris)
+    np.testing.assert_array_equal(clf.feature_names_in_, ["a", "b", "c", "d"])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        clf.predict(X_iris)
+
+
+def test_sample_weight_zero_equals_dropping_rows():
+    sw = np.ones(150)
+    sw[::3] = 0
+    params = dict(solver="lbfgs", max_iter=30, hidden_layer_sizes=(5,), random_state=0)
+    a = MLPClassifier(**params).fit(X_iris, y_iris, sample_weight=sw)
+    b = MLPClassifier(**params).fit(X_iris[sw > 0], y_iris[sw > 0])
+    for p, q in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-8)
+
+
+def test_metadata_routing_of_sample_weight():
+    import sklearn
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = MLPClassifier(max_iter=5, hidden_layer_sizes=(4,), random_state=0)
+        clf.set_fit_request(sample_weight=True)
+        sw = np.random.RandomState(0).uniform(0.5, 1.5, 150)
+        scaler = StandardScaler().set_fit_request(sample_weight=False)
+        pipe = make_pipeline(scaler, clf).fit(X_iris, y_iris, sample_weight=sw)
+        ref = MLPClassifier(max_iter=5, hidden_layer_sizes=(4,), random_state=0).fit(
+            StandardScaler().fit_transform(X_iris), y_iris, sample_weight=sw)
+    np.testing.assert_array_equal(pipe[-1].coefs_[0], ref.coefs_[0])
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_pipeline_grid_search(n_jobs):
+    pipe = make_pipeline(StandardScaler(),
+                         MLPClassifier(max_iter=50, batch_size=16, random_state=0))
+    grid = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(5,), (10,)],
+                               "mlpclassifier__alpha": [1e-4, 1e-2]}, cv=3, n_jobs=n_jobs)
+    grid.fit(X_iris, y_iris)
+    assert grid.best_score_ > 0.8
+    scores = cross_val_score(MLPRegressor(max_iter=50, random_state=0), X_reg, y_reg, cv=3)
+    assert scores.shape == (3,)
+
+
+def test_grid_search_same_results_serial_and_parallel():
+    grid = {"hidden_layer_sizes": [(5,), (8,)]}
+    a = GridSearchCV(MLPClassifier(max_iter=20, random_state=0), grid, cv=2, n_jobs=1)
+    b = GridSearchCV(MLPClassifier(max_iter=20, random_state=0), grid, cv=2, n_jobs=2)
+    a.fit(X_iris, y_iris)
+    b.fit(X_iris, y_iris)
+    np.testing.assert_array_equal(a.cv_results_["mean_test_score"], b.cv_results_["mean_test_score"])
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_pickle_round_trip(solver):
+    clf = MLPClassifier(solver=solver, max_iter=10, random_state=0).fit(X_iris, y_iris)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clf.predict_proba(X_iris), clone.predict_proba(X_iris))
+    # the loaded model trains on from the same state
+    if solver != "lbfgs":
+        clf.partial_fit(X_iris, y_iris)
+        clone.partial_fit(X_iris, y_iris)
+        for p, q in zip(clf.coefs_, clone.coefs_):
+            np.testing.assert_array_equal(p, q)
+    # fitted state holds plain Python / NumPy / scikit-learn objects only
+    for value in vars(clone).values():
+        assert "numba" not in type(value).__module__
+
+
+def test_user_assigned_coefs_are_used():
+    clf = MLPClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
+    before = clf.predict_proba(X_iris)
+    clf.coefs_[0] = clf.coefs_[0] * 0  # replaced, not a view any more
+    after = clf.predict_proba(X_iris)
+    assert not np.allclose(before, after)
+    # in-place edits of a view are seen too
+    clf2 = MLPClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
+    clf2.intercepts_[-1][:] += 100 * np.arange(3)
+    assert (clf2.predict(X_iris) == 2).all()
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_same_random_state_bit_identical_across_thread_counts(solver):
+    import numba
+
+    X, y = make_regression(n_samples=700, n_features=30, random_state=0)
+    params = dict(solver=solver, hidden_layer_sizes=(64, 32), max_iter=4, random_state=0,
+                  batch_size=150, learning_rate_init=1e-3)
+    old = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
+            numba.set_num_threads(threads)
+            results.append(MLPRegressor(**params).fit(X, y / y.std()))
+    finally:
+        numba.set_num_threads(old)
+    for other in results[1:]:
+        for p, q in zip(results[0].coefs_ + results[0].intercepts_,
+                        other.coefs_ + other.intercepts_):
+            np.testing.assert_array_equal(p, q)
+
+
+def test_verbose_output(capsys):
+    MLPClassifier(max_iter=2, verbose=True, early_stopping=True).fit(X_iris, y_iris)
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out and "Validation score: " in out

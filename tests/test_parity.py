@@ -1,0 +1,185 @@
+"""Parity with scikit-learn's MLPs: same random draws, same trajectory.
+
+fastmlp draws initial weights, the early-stopping split and every epoch's
+sample order from the same random stream as scikit-learn, and applies the
+same formulas in float64, so the weights after several epochs agree to
+rounding (1e-10 here; typically ~1e-15).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn import neural_network as sk
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+import fastmlp
+
+ATOL = 1e-10
+
+
+def _data(kind, seed=0):
+    if kind == "binary":
+        X, y = make_classification(n_samples=120, n_features=8, random_state=seed)
+    elif kind == "multiclass":
+        X, y = make_classification(n_samples=120, n_features=8, n_informative=5,
+                                   n_classes=4, random_state=seed)
+    elif kind == "multilabel":
+        X, y = make_multilabel_classification(n_samples=120, n_features=8, n_classes=3,
+                                              random_state=seed)
+    elif kind == "regression":
+        X, y = make_regression(n_samples=120, n_features=8, random_state=seed)
+        y = y / y.std()
+    elif kind == "multioutput":
+        X, y = make_regression(n_samples=120, n_features=8, n_targets=3, random_state=seed)
+        y = y / y.std()
+    elif kind == "poisson":
+        rng = np.random.RandomState(seed)
+        X = rng.normal(size=(120, 8))
+        y = rng.poisson(np.exp(0.3 * X[:, 0]))
+    return StandardScaler().fit_transform(X), y
+
+
+def _assert_same_model(a, b, atol=ATOL):
+    assert len(a.coefs_) == len(b.coefs_)
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert p.dtype == q.dtype
+        np.testing.assert_allclose(p, q, rtol=0, atol=atol)
+    assert a.n_iter_ == b.n_iter_
+    assert a.t_ == b.t_
+    np.testing.assert_allclose(a.loss_, b.loss_, rtol=1e-10)
+    if hasattr(b, "loss_curve_"):
+        np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+    for name in ("best_loss_", "best_validation_score_", "validation_scores_"):
+        if getattr(b, name, None) is None:
+            assert getattr(a, name, None) is None
+        else:
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10)
+
+
+CONFIGS = [
+    ("classifier", "multiclass", dict(solver="adam")),
+    ("classifier", "multiclass", dict(solver="sgd", activation="tanh")),
+    ("classifier", "binary", dict(solver="sgd", nesterovs_momentum=False, activation="logistic")),
+    ("classifier", "binary", dict(solver="lbfgs", activation="tanh")),
+    ("classifier", "multilabel", dict(solver="adam", activation="identity")),
+    ("classifier", "multiclass", dict(solver="adam", early_stopping=True)),
+    ("classifier", "multiclass", dict(solver="sgd", learning_rate="invscaling",
+                                      learning_rate_init=0.05)),
+    ("classifier", "multiclass", dict(solver="sgd", learning_rate="adaptive",
+                                      n_iter_no_change=1, tol=10.0)),
+    ("regressor", "regression", dict(solver="adam")),
+    ("regressor", "multioutput", dict(solver="sgd", learning_rate_init=0.01)),
+    ("regressor", "regression", dict(solver="lbfgs")),
+    ("regressor", "poisson", dict(loss="poisson", solver="adam")),
+    ("regressor", "regression", dict(solver="adam", early_stopping=True,
+                                     hidden_layer_sizes=(7, 5))),
+]
+
+
+def _classes(kind):
+    return (fastmlp.MLPClassifier, sk.MLPClassifier) if kind == "classifier" else (
+        fastmlp.MLPRegressor, sk.MLPRegressor)
+
+
+@pytest.mark.parametrize("kind, data, params", CONFIGS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_same_random_state_same_model(kind, data, params, weighted):
+    """From the same seed: same init, split, shuffles and trajectory."""
+    X, y = _data(data)
+    sw = np.random.RandomState(1).uniform(0.5, 2.0, X.shape[0]) if weighted else None
+    ours, theirs = _classes(kind)
+    params = {"hidden_layer_sizes": (9,), "max_iter": 8, "random_state": 0,
+              "batch_size": 32, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = ours(**params).fit(X, y, sample_weight=sw)
+        b = theirs(**params).fit(X, y, sample_weight=sw)
+    _assert_same_model(a, b)
+    if kind == "classifier":
+        np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    else:
+        np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind, data, params", [c for c in CONFIGS if "early_stopping" not in c[2]])
+def test_warm_start_from_sklearn_weights(kind, data, params):
+    """from_sklearn, then warm_start with shuffle=False: same trajectory."""
+    X, y = _data(data)
+    ours, theirs = _classes(kind)
+    params = {"hidden_layer_sizes": (6, 5), "max_iter": 3, "random_state": 3,
+              "batch_size": 25, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        b = theirs(**params).fit(X, y)
+        a = ours.from_sklearn(b)
+        for est in (a, b):
+            est.set_params(warm_start=True, shuffle=False, max_iter=6)
+            est.fit(X, y)
+    _assert_same_model(a, b)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_continues_sklearn_optimizer(solver):
+    """from_sklearn carries the optimizer state: partial_fit matches."""
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(7,), solver=solver, random_state=0, batch_size=40)
+    b = sk.MLPClassifier(**params)
+    for _ in range(2):
+        b.partial_fit(X, y, classes=np.unique(y))
+    a = fastmlp.MLPClassifier.from_sklearn(b)
+    for _ in range(3):
+        a.partial_fit(X, y)
+        b.partial_fit(X, y)
+    _assert_same_model(a, b)
+
+
+def test_sparse_matches_sklearn():
+    X, y = _data("multiclass")
+    X[np.abs(X) < 0.8] = 0
+    Xs = sp.csr_matrix(X)
+    params = dict(hidden_layer_sizes=(9,), max_iter=5, random_state=0, batch_size=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = fastmlp.MLPClassifier(**params).fit(Xs, y)
+        b = sk.MLPClassifier(**params).fit(Xs, y)
+        c = fastmlp.MLPClassifier(**params, solver="lbfgs").fit(Xs.tocsc(), y)
+        d = sk.MLPClassifier(**params, solver="lbfgs").fit(Xs.tocsc(), y)
+    _assert_same_model(a, b)
+    _assert_same_model(c, d)
+    np.testing.assert_allclose(a.predict_proba(Xs), b.predict_proba(Xs), atol=1e-12)
+
+
+@pytest.mark.parametrize("cls_name", ["MLPClassifier", "MLPRegressor"])
+def test_to_and_from_sklearn_predict_identically(cls_name):
+    kind = "classifier" if cls_name == "MLPClassifier" else "regressor"
+    X, y = _data("multiclass" if kind == "classifier" else "multioutput")
+    ours = getattr(fastmlp, cls_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = ours(hidden_layer_sizes=(8, 4), max_iter=20, random_state=0).fit(X, y)
+    b = a.to_sklearn()
+    assert type(b) is getattr(sk, cls_name)
+    c = ours.from_sklearn(b)
+    method = "predict_proba" if kind == "classifier" else "predict"
+    pa, pb, pc = (getattr(m, method)(X) for m in (a, b, c))
+    np.testing.assert_allclose(pa, pb, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(pa, pc)
+    np.testing.assert_array_equal(a.predict(X), c.predict(X))
+    assert a.get_params() == c.get_params()
+    for p, q in zip(a.coefs_, c.coefs_):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_from_sklearn_rejects_wrong_kind():
+    X, y = _data("binary")
+    b = sk.MLPRegressor(max_iter=2, hidden_layer_sizes=(3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        b.fit(X, y)
+    with pytest.raises(TypeError, match="needs a fitted classifier"):
+        fastmlp.MLPClassifier.from_sklearn(b)
