@@ -6,6 +6,26 @@ backward, optimizer update) runs inside ONE compiled call,
 here allocates the work buffers once per fit and hands the kernels plain
 arrays. It knows nothing of scikit-learn: schedules, early stopping,
 warnings and the random stream that orders samples live in the estimators.
+
+Extension points (each an addition, not a rewrite):
+
+* a hidden activation: a code in :mod:`._codes` and a branch in
+  :func:`._activations.activate` / :func:`._activations.derivative`; the
+  per-layer ``acts_code`` array already allows a different one per layer;
+* an output head: a code and a branch in :func:`._kernels.output_activation`
+  and :func:`._kernels.output_head`;
+* an optimizer (RMSprop, AdamW, ...): a code, one block-looped kernel in
+  :mod:`._optim` over the flat buffers ``state1``/``state2`` (same layout as
+  ``theta``), and a branch after the gradient in :func:`train_epoch`;
+  decoupled weight decay can use :meth:`Layout.weights_mask`;
+* class weights: folded into the sample-weight array, no kernel change;
+* gradient clipping: a norm over ``grad`` before the step in
+  :func:`train_epoch`;
+* dropout: a per-layer rate array and masks from a counter-based hash of
+  (epoch seed, sample index, layer, unit), e.g. splitmix64, so a mask does
+  not depend on which thread computes it. The epoch seed comes from the
+  estimator's random state, drawn only when dropout is on, so that without
+  dropout the stream stays scikit-learn's (initial weights, split, shuffles).
 """
 
 import numpy as np

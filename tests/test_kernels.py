@@ -1,0 +1,722 @@
+"""Tests of fastmlp's compiled kernels against the plain-NumPy reference.
+
+The reference (``tests/reference.py``) re-implements scikit-learn's MLP
+formulas with ordinary NumPy; here the engine's full-batch loss/gradient,
+predictions, optimizer steps and mini-batch epochs are compared with it, the
+gradients are checked by central differences, results are checked to be
+bit-identical for any thread count, and every kernel is checked to compile at
+most once per dtype.
+"""
+
+import zlib
+from collections import defaultdict
+
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numba.core import compiler, ir, typed_passes, types
+from numba.core.dispatcher import Dispatcher
+
+import reference as ref
+from fastmlp import _activations, _engine, _kernels, _linalg, _optim
+from fastmlp._codes import ACTIVATIONS, ADAM, HEADS, SGD
+from fastmlp._layout import Layout
+
+DTYPES = [np.float64, np.float32]
+ACT_NAMES = ["identity", "logistic", "tanh", "relu"]
+HEAD_NAMES = ["softmax", "logistic", "identity", "exp"]
+KERNEL_MODULES = [_kernels, _linalg, _optim, _engine, _activations]
+
+N_SAMPLES = 40
+N_FEATURES = 6
+HIDDEN = (7, 5)  # two hidden layers of different widths
+N_OUTPUTS = 3
+ALPHA = 0.3
+RELU_MARGIN = 1e-3  # no hidden pre-activation closer than this to ReLU's kink
+
+
+# --------------------------------------------------------------------------
+# Problem construction and comparison helpers
+# --------------------------------------------------------------------------
+
+
+def _seed(*parts):
+    """A deterministic seed from test parameters."""
+    return zlib.crc32(repr(parts).encode()) % (2**31)
+
+
+def _targets(head, n, n_outputs, rng):
+    if head == "softmax":
+        cls = np.arange(n) % n_outputs  # every class present
+        rng.shuffle(cls)
+        return np.eye(n_outputs)[cls]
+    if head == "logistic":
+        return (rng.random_sample((n, n_outputs)) < 0.5).astype(np.float64)
+    if head == "identity":
+        return rng.normal(size=(n, n_outputs))
+    if head == "exp":
+        return rng.poisson(1.0, size=(n, n_outputs)).astype(np.float64)
+    raise ValueError(head)
+
+
+class Problem:
+    """Random data, targets, sample weights and parameters of a small MLP.
+
+    Parameters
+    ----------
+    activation, head : str
+        Hidden activation and output head names.
+    seed : int
+    n, n_features, hidden, n_outputs : int / tuple
+        Problem sizes.
+    density : float
+        Fraction of non-zero inputs (dense inputs contain the same zeros).
+    theta_scale : float
+        Standard deviation of the random parameters.
+    X : ndarray, optional
+        Use this input instead of a random one.
+    relu_margin : float
+        Parameters are redrawn until no hidden pre-activation lies within
+        ``relu_margin`` of zero, so ReLU's kink never matters (0: no check).
+    """
+
+    def __init__(self, activation, head, seed, *, n=N_SAMPLES, n_features=N_FEATURES,
+                 hidden=HIDDEN, n_outputs=N_OUTPUTS, density=0.6, theta_scale=0.5, X=None,
+                 relu_margin=RELU_MARGIN):
+        rng = np.random.RandomState(seed)
+        self.activation = activation
+        self.head = head
+        self.units = [n_features, *hidden, n_outputs]
+        if X is None:
+            X = rng.normal(size=(n, n_features))
+            X[rng.random_sample(X.shape) >= density] = 0.0
+        self.X = X
+        self.Xs = sp.csr_matrix(X)
+        self.Y = _targets(head, n, n_outputs, rng)
+        self.sw = rng.uniform(0.2, 2.0, size=n)
+        P = ref.n_params(self.units)
+        for _ in range(100):
+            theta = rng.normal(scale=theta_scale, size=P)
+            coefs, intercepts = ref.unpack(theta, self.units)
+            zs = ref.pre_activations(X, coefs, intercepts, activation)
+            if relu_margin == 0 or min((np.abs(z).min() for z in zs), default=np.inf) > relu_margin:
+                break
+        else:  # pragma: no cover - would need absurd bad luck
+            raise RuntimeError("could not draw parameters away from ReLU's kink")
+        self.theta = theta
+
+    def network(self, dtype):
+        n_hidden = len(self.units) - 2
+        return _engine.Network(Layout(self.units), [ACTIVATIONS[self.activation]] * n_hidden,
+                               HEADS[self.head], dtype)
+
+    def inputs(self, dtype, sparse):
+        return _engine.Inputs(self.Xs if sparse else self.X, dtype)
+
+    def cast(self, dtype):
+        """(X, Xs, Y, sw, theta) rounded to ``dtype`` then widened to float64.
+
+        The reference is always evaluated in float64, on exactly the values
+        the engine sees.
+        """
+        def r(a):
+            return np.asarray(a, dtype=dtype).astype(np.float64)
+
+        Xs = self.Xs.astype(dtype).astype(np.float64)
+        return r(self.X), Xs, r(self.Y), r(self.sw), r(self.theta)
+
+
+def _assert_close(actual, desired, dtype, *, rtol64=1e-10, rtol32=1e-5, atol32=1e-6):
+    """Compare with a tolerance that fits ``dtype``; atol scales with ``desired``."""
+    desired = np.asarray(desired, dtype=np.float64)
+    scale = max(1.0, float(np.abs(desired).max())) if desired.size else 1.0
+    if np.dtype(dtype) == np.float64:
+        rtol, atol = rtol64, 1e-13 * scale
+    else:
+        rtol, atol = rtol32, atol32 * scale
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired,
+                               rtol=rtol, atol=atol)
+
+
+def _with_threads(n_threads, fn):
+    """Call ``fn()`` with Numba using ``n_threads`` threads, then restore."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+def _objective(prob, dtype, sparse, alpha=ALPHA):
+    net = prob.network(dtype)
+    return _engine.FullBatchObjective(net, prob.inputs(dtype, sparse), prob.Y, prob.sw, alpha)
+
+
+# --------------------------------------------------------------------------
+# a. Full-batch loss, gradient and predictions vs the reference
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("head", HEAD_NAMES)
+@pytest.mark.parametrize("activation", ACT_NAMES)
+def test_full_batch_loss_grad_and_predict_match_reference(activation, head, dtype, sparse):
+    prob = Problem(activation, head, _seed("a", activation, head))
+    X, Xs, Y, sw, theta = prob.cast(dtype)
+    Xin = Xs if sparse else X
+
+    obj = _objective(prob, dtype, sparse)
+    loss, grad = obj(theta)
+    assert grad.dtype == np.float64 and grad.shape == theta.shape
+
+    ref_loss, ref_grad = ref.flat_loss_and_gradient(
+        theta, prob.units, Xin, Y, sw, activation, head, ALPHA,
+        eps=np.finfo(dtype).eps)
+    _assert_close(loss, ref_loss, dtype)
+    _assert_close(grad, ref_grad, dtype)
+
+    net = prob.network(dtype)
+    out = _engine.predict_output(net, theta.astype(dtype), prob.inputs(dtype, sparse))
+    assert out.dtype == np.dtype(dtype)
+    assert out.shape == (X.shape[0], prob.units[-1])
+    coefs, intercepts = ref.unpack(theta, prob.units)
+    _assert_close(out, ref.predict(Xin, coefs, intercepts, activation, head), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("head", ["softmax", "logistic"])
+def test_log_loss_clipping_matches_reference(head, dtype):
+    # Huge parameters saturate the probabilities to exactly 0 / 1, so the
+    # [eps, 1 - eps] clipping of the cross-entropy is active.
+    prob = Problem("tanh", head, _seed("clip", head), theta_scale=40.0)
+    X, _, Y, sw, theta = prob.cast(dtype)
+    coefs, intercepts = ref.unpack(theta, prob.units)
+    out = ref.predict(X, coefs, intercepts, "tanh", head).astype(dtype)
+    eps = np.finfo(dtype).eps
+    assert ((out < eps) | (out > 1 - eps)).any(), "clipping not exercised"
+
+    loss, grad = _objective(prob, dtype, sparse=False)(theta)
+    ref_loss, ref_grad = ref.flat_loss_and_gradient(theta, prob.units, X, Y, sw, "tanh",
+                                                    head, ALPHA, eps=eps)
+    assert np.isfinite(loss)
+    # weights ~40 amplify float32 rounding: looser float32 tolerance here
+    _assert_close(loss, ref_loss, dtype, rtol32=1e-4, atol32=1e-5)
+    _assert_close(grad, ref_grad, dtype, rtol32=1e-4, atol32=1e-5)
+
+
+def test_full_batch_gradient_is_a_fresh_array():
+    # scipy's L-BFGS keeps references to earlier gradients.
+    prob = Problem("tanh", "softmax", _seed("fresh"))
+    obj = _objective(prob, np.float64, sparse=False)
+    _, g1 = obj(prob.theta)
+    g1_copy = g1.copy()
+    _, g2 = obj(prob.theta * 0.5)
+    assert g1 is not g2
+    np.testing.assert_array_equal(g1, g1_copy)
+    assert not np.array_equal(g1, g2)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("hidden", [(), (4,), (7, 5, 3)], ids=["0hidden", "1hidden", "3hidden"])
+@pytest.mark.parametrize("activation,head", [("tanh", "softmax"), ("relu", "identity")])
+def test_other_depths_match_reference(activation, head, hidden, sparse):
+    prob = Problem(activation, head, _seed("depth", activation, head, hidden), hidden=hidden)
+    Xin = prob.Xs if sparse else prob.X
+    loss, grad = _objective(prob, np.float64, sparse)(prob.theta)
+    ref_loss, ref_grad = ref.flat_loss_and_gradient(prob.theta, prob.units, Xin, prob.Y,
+                                                    prob.sw, activation, head, ALPHA)
+    _assert_close(loss, ref_loss, np.float64)
+    _assert_close(grad, ref_grad, np.float64)
+    out = _engine.predict_output(prob.network(np.float64), prob.theta,
+                                 prob.inputs(np.float64, sparse))
+    coefs, intercepts = ref.unpack(prob.theta, prob.units)
+    _assert_close(out, ref.predict(Xin, coefs, intercepts, activation, head), np.float64)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_predict_in_several_chunks_matches_reference(dtype, sparse):
+    # More rows than PREDICT_CHUNK: three chunks, the last one short.
+    n = 2 * _engine.PREDICT_CHUNK + 37
+    prob = Problem("relu", "softmax", _seed("chunks"), n=n, relu_margin=0)
+    X, Xs, _, _, theta = prob.cast(dtype)
+    Xin = Xs if sparse else X
+    out = _engine.predict_output(prob.network(dtype), theta.astype(dtype),
+                                 prob.inputs(dtype, sparse))
+    assert out.shape == (n, N_OUTPUTS)
+    coefs, intercepts = ref.unpack(theta, prob.units)
+    _assert_close(out, ref.predict(Xin, coefs, intercepts, "relu", "softmax"), dtype)
+
+
+# --------------------------------------------------------------------------
+# b. Central-difference gradient check (float64)
+# --------------------------------------------------------------------------
+
+
+def _central_difference(f, theta, h):
+    num = np.empty_like(theta)
+    for i in range(theta.size):
+        tp = theta.copy()
+        tm = theta.copy()
+        tp[i] += h
+        tm[i] -= h
+        num[i] = (f(tp)[0] - f(tm)[0]) / (2 * h)
+    return num
+
+
+@pytest.mark.parametrize("head,n_outputs",
+                         [(h, N_OUTPUTS) for h in HEAD_NAMES] + [("identity", 1)])
+@pytest.mark.parametrize("activation", ACT_NAMES)
+def test_gradient_central_differences(activation, head, n_outputs):
+    prob = Problem(activation, head, _seed("b", activation, head, n_outputs),
+                   n_outputs=n_outputs)
+    obj = _objective(prob, np.float64, sparse=False)
+    theta = prob.theta
+    _, grad = obj(theta)
+    # all entries; one thread: hundreds of tiny calls, results thread-independent
+    num = _with_threads(1, lambda: _central_difference(obj, theta, h=1e-6))
+
+    if head == "identity":
+        # scikit-learn's squared-error gradient is n_outputs times the
+        # derivative of its loss on the data term (the loss averages over
+        # outputs, the output delta does not); the L2 term is exact.
+        mask = ref.weights_mask(prob.units)
+        l2_grad = np.where(mask, ALPHA * theta / prob.sw.sum(), 0.0)
+        expected = n_outputs * (num - l2_grad) + l2_grad
+    else:
+        expected = num
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_squared_error_gradient_factor_is_n_outputs():
+    # With alpha = 0 the engine's gradient is exactly n_outputs times the
+    # numerical derivative of its own loss (scikit-learn's behaviour).
+    prob = Problem("tanh", "identity", _seed("factor"), n_outputs=4)
+    obj = _objective(prob, np.float64, sparse=False, alpha=0.0)
+    _, grad = obj(prob.theta)
+    num = _with_threads(1, lambda: _central_difference(obj, prob.theta, h=1e-6))
+    np.testing.assert_allclose(grad, 4 * num, rtol=1e-6, atol=1e-8)
+    assert not np.allclose(grad, num, rtol=1e-2, atol=0)
+
+
+# --------------------------------------------------------------------------
+# c. Optimizer steps vs closed forms
+# --------------------------------------------------------------------------
+
+N_OPT = _optim.BLOCK + 907  # more than one block, last one partial
+N_STEPS = 5
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("nesterov", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_step_matches_closed_form(momentum, nesterov, dtype):
+    dt = np.dtype(dtype).type
+    rng = np.random.RandomState(_seed("sgd", momentum, nesterov))
+    theta = rng.normal(size=N_OPT).astype(dtype)
+    velocity = rng.normal(scale=0.1, size=N_OPT).astype(dtype)  # as after earlier steps
+    exp_theta, exp_vel = theta.copy(), velocity.copy()
+    lrs = [0.1, 0.05, 0.2, 0.01, 0.1]  # e.g. a schedule changing the rate
+    for step in range(N_STEPS):
+        grad = rng.normal(size=N_OPT).astype(dtype)
+        lr, mom = dt(lrs[step]), dt(momentum)
+        _optim.sgd_step(theta, grad, velocity, lr, mom, nesterov)
+
+        # sklearn's SGDOptimizer._get_updates, in the buffer dtype
+        upd = mom * exp_vel - lr * grad
+        exp_vel = upd
+        if nesterov:
+            upd = mom * upd - lr * grad
+        exp_theta = exp_theta + upd
+
+        assert theta.dtype == velocity.dtype == np.dtype(dtype)
+        if momentum == 0.0:
+            # theta - lr * grad: a single rounding whatever the contraction
+            np.testing.assert_array_equal(theta, exp_theta)
+            np.testing.assert_array_equal(velocity, exp_vel)
+        elif dtype == np.float64:
+            np.testing.assert_allclose(theta, exp_theta, rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(velocity, exp_vel, rtol=1e-14, atol=1e-15)
+        else:
+            np.testing.assert_allclose(theta, exp_theta, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(velocity, exp_vel, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_adam_step_matches_closed_form(dtype):
+    dt = np.dtype(dtype).type
+    lr_init, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    rng = np.random.RandomState(_seed("adam"))
+    theta = rng.normal(size=N_OPT).astype(dtype)
+    m = np.zeros(N_OPT, dtype=dtype)
+    v = np.zeros(N_OPT, dtype=dtype)
+    exp_theta, exp_m, exp_v = theta.copy(), m.copy(), v.copy()
+    for t in range(1, N_STEPS + 1):
+        grad = rng.normal(size=N_OPT).astype(dtype)
+        lr_t = _optim.adam_step_size(lr_init, b1, b2, t)
+        np.testing.assert_allclose(lr_t, lr_init * np.sqrt(1 - b2**t) / (1 - b1**t),
+                                   rtol=1e-15)
+        _optim.adam_step(theta, grad, m, v, dt(lr_t), dt(b1), dt(1 - b1), dt(b2), dt(1 - b2),
+                         dt(eps))
+
+        # sklearn's AdamOptimizer._get_updates, in the buffer dtype
+        exp_m = dt(b1) * exp_m + dt(1 - b1) * grad
+        exp_v = dt(b2) * exp_v + dt(1 - b2) * (grad**2)
+        lr_closed = dt(lr_init * np.sqrt(1 - b2**t) / (1 - b1**t))
+        exp_theta = exp_theta + (-lr_closed * exp_m) / (np.sqrt(exp_v) + dt(eps))
+
+        assert theta.dtype == m.dtype == v.dtype == np.dtype(dtype)
+        if dtype == np.float64:
+            kw = dict(rtol=1e-13, atol=1e-15)
+        else:
+            kw = dict(rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(m, exp_m, **kw)
+        np.testing.assert_allclose(v, exp_v, **kw)
+        np.testing.assert_allclose(theta, exp_theta, **kw)
+
+
+# --------------------------------------------------------------------------
+# d. One mini-batch epoch vs the reference loop
+# --------------------------------------------------------------------------
+
+EPOCH_CONFIGS = [
+    # (solver, nesterov, momentum, activation, head, learning_rate)
+    ("sgd", True, 0.9, "relu", "softmax", 0.1),
+    ("sgd", False, 0.9, "tanh", "identity", 0.05),
+    ("sgd", True, 0.0, "logistic", "logistic", 0.2),
+    ("adam", True, 0.9, "logistic", "logistic", 0.01),
+    ("adam", True, 0.9, "identity", "exp", 0.01),
+    ("adam", True, 0.9, "relu", "identity", 0.01),
+]
+N_EPOCH_ROWS = 45
+BATCH = 8  # 45 = 5 * 8 + 5: a short last batch
+
+
+def _trainer(prob, dtype, sparse, solver, nesterov, momentum, lr, batch_size=BATCH):
+    return _engine.StochasticTrainer(
+        prob.network(dtype), prob.inputs(dtype, sparse), prob.Y, prob.sw, batch_size,
+        SGD if solver == "sgd" else ADAM, alpha=ALPHA, learning_rate_init=lr,
+        momentum=momentum, nesterov=nesterov, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("config", EPOCH_CONFIGS, ids=lambda c: f"{c[0]}-{c[3]}-{c[4]}")
+def test_epoch_matches_reference_loop(config, dtype, sparse):
+    solver, nesterov, momentum, activation, head, lr = config
+    prob = Problem(activation, head, _seed("d", config), n=N_EPOCH_ROWS)
+    X, Xs, Y, sw, theta64 = prob.cast(dtype)
+    Xin = Xs if sparse else X
+    P = theta64.size
+
+    trainer = _trainer(prob, dtype, sparse, solver, nesterov, momentum, lr)
+    if solver == "sgd":
+        opt = ref.SGD(P, lr, momentum, nesterov)
+    else:
+        opt = ref.Adam(P, lr, 0.9, 0.999, 1e-8)
+
+    theta = theta64.astype(dtype)
+    ref_theta = theta64
+    rng = np.random.RandomState(_seed("d-order", config))
+    n_batches = -(-N_EPOCH_ROWS // BATCH)
+    for epoch in range(2):
+        idx = rng.permutation(N_EPOCH_ROWS)
+        mean_loss = trainer.run_epoch(theta, idx)
+        ref_theta, ref_mean, batch_losses = ref.run_epoch(
+            ref_theta, prob.units, Xin, Y, sw, idx, BATCH, activation, head, ALPHA, opt,
+            eps=np.finfo(dtype).eps)
+
+        lens = [min(BATCH, N_EPOCH_ROWS - s) for s in range(0, N_EPOCH_ROWS, BATCH)]
+        assert len(batch_losses) == n_batches and lens[-1] == N_EPOCH_ROWS % BATCH
+        weighted = sum(bl * n for bl, n in zip(batch_losses, lens)) / N_EPOCH_ROWS
+        assert weighted != pytest.approx(np.mean(batch_losses), rel=1e-12)  # lens matter
+        assert theta.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(ref_mean, weighted, rtol=1e-14)
+        _assert_close(mean_loss, weighted, dtype)
+        _assert_close(theta, ref_theta, dtype)
+        if solver == "sgd":
+            _assert_close(trainer.state1, opt.velocity, dtype)
+        else:
+            assert trainer.step[0] == opt.t == (epoch + 1) * n_batches
+            _assert_close(trainer.state1, opt.m, dtype)
+            _assert_close(trainer.state2, opt.v, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_unshuffled_epoch_matches_shuffled_path(dtype):
+    # shuffled=False reads dense batches in place; it must equal the gather
+    # path given the identity order.
+    prob = Problem("tanh", "softmax", _seed("unshuffled"), n=N_EPOCH_ROWS)
+    theta0 = prob.theta.astype(dtype)
+    results = []
+    for shuffled in (True, False):
+        tr = _trainer(prob, dtype, False, "sgd", True, 0.9, 0.1)
+        theta = theta0.copy()
+        losses = [tr.run_epoch(theta, np.arange(N_EPOCH_ROWS), shuffled=shuffled)
+                  for _ in range(2)]
+        results.append((theta, losses))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]
+
+
+# --------------------------------------------------------------------------
+# e. Results do not depend on the thread count
+# --------------------------------------------------------------------------
+
+
+def _thread_counts():
+    n_max = numba.config.NUMBA_NUM_THREADS
+    if n_max < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
+    return sorted({1, 2, n_max})
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_training_is_bit_identical_across_thread_counts(solver, dtype, sparse):
+    # Wide layers: > BLOCK parameters, so the optimizer loops have 2 blocks.
+    prob = Problem("relu", "softmax", _seed("e", solver), n=60, n_features=8,
+                   hidden=(64, 64), theta_scale=0.2, relu_margin=0)
+    assert prob.theta.size > _optim.BLOCK
+    orders = [np.random.RandomState(e).permutation(60) for e in range(3)]
+    lr = 0.05 if solver == "sgd" else 0.01
+
+    def train():
+        tr = _trainer(prob, dtype, sparse, solver, True, 0.9, lr, batch_size=16)
+        theta = prob.theta.astype(dtype)
+        losses = [tr.run_epoch(theta, idx) for idx in orders]
+        obj = _objective(prob, dtype, sparse)
+        loss, grad = obj(theta.astype(np.float64))
+        out = _engine.predict_output(prob.network(dtype), theta, prob.inputs(dtype, sparse))
+        return theta, losses, loss, grad, out
+
+    results = [_with_threads(k, train) for k in _thread_counts()]
+    first = results[0]
+    assert not np.array_equal(first[0], prob.theta.astype(dtype))  # it trained
+    for other in results[1:]:
+        assert np.array_equal(first[0], other[0])
+        assert first[1] == other[1]
+        assert first[2] == other[2]
+        assert np.array_equal(first[3], other[3])
+        assert np.array_equal(first[4], other[4])
+
+
+# --------------------------------------------------------------------------
+# g. Sparse edge cases: empty rows, all-zero columns, explicit zeros
+# --------------------------------------------------------------------------
+
+
+def _edge_case_X(seed):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(N_EPOCH_ROWS, N_FEATURES))
+    X[rng.random_sample(X.shape) >= 0.5] = 0.0
+    X[3] = 0.0  # empty rows, one in the first batch ...
+    X[N_EPOCH_ROWS - 1] = 0.0  # ... and one in the last
+    X[:, 2] = 0.0  # an all-zero column
+    X[:, N_FEATURES - 1] = 0.0  # the last column too (CSC column pointer end)
+    return X
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("form", ["csr", "csc", "csr-explicit-zeros", "csr-unsorted"])
+def test_sparse_edge_cases_match_dense(form, dtype):
+    X = _edge_case_X(_seed("g"))
+    prob = Problem("tanh", "softmax", _seed("g-prob"), X=X, n=N_EPOCH_ROWS)
+    Xs = sp.csr_matrix(X)
+    if form == "csc":
+        Xs = sp.csc_matrix(X)
+    elif form == "csr-explicit-zeros":
+        # store zeros explicitly, in the empty row and the zero column too
+        extra = {(0, 2), (3, 1), (5, 2), (7, 0)}
+        data, indices, indptr = [], [], [0]
+        for r in range(X.shape[0]):
+            for c in range(X.shape[1]):
+                if X[r, c] != 0 or (r, c) in extra:
+                    data.append(X[r, c])
+                    indices.append(c)
+            indptr.append(len(data))
+        Xs = sp.csr_matrix((np.array(data), np.array(indices), np.array(indptr)),
+                           shape=X.shape)
+        assert (Xs.data == 0).sum() >= len(extra)
+    elif form == "csr-unsorted":
+        Xs = sp.csr_matrix(X)
+        for r in range(Xs.shape[0]):  # reverse every row's entries
+            lo, hi = Xs.indptr[r], Xs.indptr[r + 1]
+            Xs.indices[lo:hi] = Xs.indices[lo:hi][::-1].copy()
+            Xs.data[lo:hi] = Xs.data[lo:hi][::-1].copy()
+        Xs.has_sorted_indices = False
+    np.testing.assert_array_equal(Xs.toarray(), X)
+    assert Xs.getnnz(axis=1)[3] == 0 or form == "csr-explicit-zeros"
+
+    net = prob.network(dtype)
+    dense_in = _engine.Inputs(X, dtype)
+    sparse_in = _engine.Inputs(Xs, dtype)
+    theta = prob.theta.astype(dtype).astype(np.float64)
+
+    # full batch loss / gradient
+    obj_d = _engine.FullBatchObjective(net, dense_in, prob.Y, prob.sw, ALPHA)
+    obj_s = _engine.FullBatchObjective(net, sparse_in, prob.Y, prob.sw, ALPHA)
+    loss_d, grad_d = obj_d(theta)
+    loss_s, grad_s = obj_s(theta)
+    _assert_close(loss_s, loss_d, dtype, rtol64=1e-12, rtol32=1e-6, atol32=1e-6)
+    _assert_close(grad_s, grad_d, dtype, rtol64=1e-12, rtol32=1e-6, atol32=1e-6)
+    # the all-zero columns' first-layer weights get only the L2 term
+    W0 = ref.unpack(theta, prob.units)[0][0]
+    sw_sum = prob.sw.astype(dtype).astype(np.float64).sum()
+    dW0 = ref.unpack(grad_s, prob.units)[0][0]
+    for col in (2, N_FEATURES - 1):
+        _assert_close(dW0[col], ALPHA * W0[col] / sw_sum, dtype, rtol64=1e-12, rtol32=1e-6)
+    # and the whole thing equals the reference
+    Xr = X.astype(dtype).astype(np.float64)
+    ref_loss, ref_grad = ref.flat_loss_and_gradient(
+        theta, prob.units, Xr, prob.Y, prob.sw.astype(dtype).astype(np.float64), "tanh",
+        "softmax", ALPHA, eps=np.finfo(dtype).eps)
+    _assert_close(loss_s, ref_loss, dtype)
+    _assert_close(grad_s, ref_grad, dtype)
+
+    # predictions
+    out_d = _engine.predict_output(net, theta.astype(dtype), dense_in)
+    out_s = _engine.predict_output(net, theta.astype(dtype), sparse_in)
+    _assert_close(out_s, out_d, dtype, rtol64=1e-12, rtol32=1e-6, atol32=1e-6)
+
+    # mini-batch epochs: batches containing the empty rows
+    thetas = []
+    for inp in (dense_in, sparse_in):
+        tr = _engine.StochasticTrainer(net, inp, prob.Y, prob.sw, BATCH, SGD, alpha=ALPHA,
+                                       learning_rate_init=0.1, momentum=0.9, nesterov=True)
+        th = theta.astype(dtype)
+        losses = [tr.run_epoch(th, np.random.RandomState(e).permutation(N_EPOCH_ROWS))
+                  for e in range(2)]
+        thetas.append((th, losses))
+    _assert_close(thetas[1][0], thetas[0][0], dtype, rtol64=1e-12, rtol32=1e-5, atol32=1e-6)
+    _assert_close(thetas[1][1], thetas[0][1], dtype, rtol64=1e-12, rtol32=1e-5, atol32=1e-6)
+
+
+def test_sparse_all_rows_empty_in_a_batch():
+    # A whole batch of empty rows: the first layer sees only its bias.
+    X = _edge_case_X(_seed("g2"))
+    X[:BATCH] = 0.0
+    prob = Problem("relu", "identity", _seed("g2-prob"), X=X, n=N_EPOCH_ROWS)
+    net = prob.network(np.float64)
+    res = []
+    for data in (X, sp.csr_matrix(X)):
+        tr = _engine.StochasticTrainer(net, _engine.Inputs(data, np.float64), prob.Y, prob.sw,
+                                       BATCH, ADAM, alpha=ALPHA, learning_rate_init=0.01)
+        th = prob.theta.copy()
+        loss = tr.run_epoch(th, np.arange(N_EPOCH_ROWS))
+        res.append((th, loss))
+    np.testing.assert_allclose(res[1][0], res[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res[1][1], res[0][1], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# f. Every kernel compiles at most once per dtype
+# --------------------------------------------------------------------------
+
+
+def _module_dispatchers():
+    """Every Numba dispatcher defined in fastmlp's kernel modules."""
+    found = {}
+    for mod in KERNEL_MODULES:
+        for name, obj in vars(mod).items():
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == mod.__name__:
+                found[f"{mod.__name__}.{name}"] = obj
+    return found
+
+
+def _exercise_every_kernel():
+    """Run every entry point in both dtypes, dense and sparse, as tests do."""
+    for dtype in DTYPES:
+        dt = np.dtype(dtype).type
+        for sparse in (False, True):
+            prob = Problem("tanh", "softmax", _seed("f"), n=20)
+            net = prob.network(dtype)
+            _objective(prob, dtype, sparse)(prob.theta)
+            _engine.predict_output(net, prob.theta.astype(dtype), prob.inputs(dtype, sparse))
+            for solver in ("sgd", "adam"):
+                tr = _trainer(prob, dtype, sparse, solver, True, 0.9, 0.01, batch_size=7)
+                th = prob.theta.astype(dtype)
+                tr.run_epoch(th, np.arange(20), shuffled=False)
+                tr.run_epoch(th, np.random.RandomState(0).permutation(20))
+        x = np.zeros(10, dtype=dtype)
+        _optim.sgd_step(x, x.copy(), x.copy(), dt(0.1), dt(0.9), True)
+        _optim.adam_step(x, x.copy(), x.copy(), x.copy(), dt(0.1), dt(0.9), dt(0.1),
+                         dt(0.999), dt(0.001), dt(1e-8))
+        _optim.adam_step_size(0.01, 0.9, 0.999, 3)
+
+
+_FRONTEND_IR = {}
+
+
+def _infer_callee_signatures(disp, argtypes, seen):
+    """Record (dispatcher, signature) for ``disp`` and everything it calls.
+
+    Runs Numba's type inference on each function body with the argument
+    types it is called with, so the result does not depend on whether the
+    machine code came from Numba's on-disk cache (a cache hit compiles
+    nothing, so callees' ``signatures`` stay empty).
+    """
+    key = (disp, tuple(argtypes))
+    if key in seen:
+        return
+    seen.add(key)
+    if disp not in _FRONTEND_IR:
+        _FRONTEND_IR[disp] = compiler.run_frontend(disp.py_func)
+    tctx = disp.targetdescr.typing_context
+    tctx.refresh()
+    res = typed_passes.type_inference_stage(tctx, disp.targetdescr.target_context,
+                                            _FRONTEND_IR[disp].copy(), tuple(argtypes), None)
+    for expr, sig in res.calltypes.items():
+        if isinstance(expr, ir.Expr) and expr.op == "call":
+            fty = res.typemap[expr.func.name]
+            if isinstance(fty, types.Dispatcher):
+                _infer_callee_signatures(fty.dispatcher, sig.args, seen)
+
+
+def _float_dtypes(sig):
+    """The floating-point dtypes among a signature's arguments."""
+    out = set()
+    for a in sig:
+        t = a.dtype if isinstance(a, types.Array) else a
+        if isinstance(t, types.Float):
+            out.add(str(t))
+    return frozenset(out)
+
+
+def _assert_one_per_dtype(sigs_by_kernel):
+    bad = {}
+    for name, sigs in sigs_by_kernel.items():
+        sigs = list(sigs)
+        per_dtype = {_float_dtypes(s) for s in sigs}
+        if len(sigs) > 2 or len(per_dtype) != len(sigs):
+            bad[name] = [str(s) for s in sigs]
+    assert not bad, f"kernels compiled more than once per dtype: {bad}"
+
+
+def test_each_kernel_compiles_at_most_once_per_dtype():
+    _exercise_every_kernel()
+    dispatchers = _module_dispatchers()
+
+    # 1. What this process actually compiled or loaded from the cache.
+    used = {name: d.signatures for name, d in dispatchers.items() if d.signatures}
+    _assert_one_per_dtype(used)
+    for name in ("_kernels.loss_grad", "_engine.predict_rows", "_engine.train_epoch",
+                 "_optim.sgd_step", "_optim.adam_step", "_kernels.csr_to_csc"):
+        assert len(used[f"fastmlp.{name}"]) == 2, name  # float32 and float64
+    assert len(used["fastmlp._optim.adam_step_size"]) == 1
+
+    # 2. Everything reachable from those entry points, by type inference.
+    seen = set()
+    for d in dispatchers.values():
+        for sig in d.signatures:
+            _infer_callee_signatures(d, sig, seen)
+    by_kernel = defaultdict(set)
+    for d, sig in seen:
+        by_kernel[f"{d.py_func.__module__}.{d.py_func.__name__}"].add(sig)
+    expected = {name for name in dispatchers}  # every kernel is reachable
+    assert expected <= set(by_kernel), sorted(expected - set(by_kernel))
+    _assert_one_per_dtype(by_kernel)
