@@ -140,17 +140,27 @@ class Network:
             self.acts_code = np.zeros(1, dtype=np.int64)
         self.head = int(head)
         self.dtype = np.dtype(dtype)
+        self._offsets = {}
 
     def work_offsets(self, n_rows):
-        """Offsets of each layer's (n_rows, units) block in a work buffer."""
-        sizes = n_rows * self.layout.units[1:]
-        a_off = np.zeros(len(sizes), dtype=np.int64)
-        a_off[1:] = np.cumsum(sizes)[:-1]
-        return a_off, int(sizes.sum())
+        """Offsets of each layer's (n_rows, units) block in a work buffer,
+        and the buffer's size. Memoised: predictions ask for them often."""
+        found = self._offsets.get(n_rows)
+        if found is None:
+            sizes = n_rows * self.layout.units[1:]
+            a_off = np.zeros(len(sizes), dtype=np.int64)
+            a_off[1:] = np.cumsum(sizes)[:-1]
+            a_off.flags.writeable = False
+            found = self._offsets[n_rows] = (a_off, int(sizes.sum()))
+        return found
 
     def max_weight_count(self):
         u = self.layout.units
         return int(max(u[i] * u[i + 1] for i in range(len(u) - 1)))
+
+
+_EMPTY = {dt: np.zeros(0, dtype=dt) for dt in (np.float32, np.float64, np.int64)}
+_EMPTY_INDPTR = np.zeros(1, dtype=np.int64)
 
 
 class Inputs:
@@ -171,10 +181,12 @@ class Inputs:
             self.indices = np.ascontiguousarray(X.indices, dtype=np.int64)
             self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
         else:
-            self.X = np.require(X, dtype=dtype, requirements=["C", "W"])
-            self.data = np.zeros(0, dtype=dtype)
-            self.indices = np.zeros(0, dtype=np.int64)
-            self.indptr = np.zeros(1, dtype=np.int64)
+            # Kernels never write their input: a read-only array (a memmap,
+            # say) is used as is.
+            self.X = np.require(X, dtype=dtype, requirements=["C"])
+            self.data = _EMPTY[dtype.type]
+            self.indices = _EMPTY[np.int64]
+            self.indptr = _EMPTY_INDPTR
 
     def args(self):
         return self.is_sparse, self.X, self.data, self.indices, self.indptr

@@ -8,6 +8,7 @@ stopping rules, early stopping, verbose lines, warnings) is here, in Python,
 written in the order scikit-learn runs it so that traces match.
 """
 
+import functools
 import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
@@ -109,28 +110,13 @@ def _sklearn_constraints():
 _SKLEARN_CONSTRAINTS = _sklearn_constraints()
 
 
-def _views_intact(theta, coefs, intercepts, layout):
-    """True when coefs/intercepts are still the views of ``theta`` we made."""
-    if theta is None or theta.shape != (layout.size,):
-        return False
-    base = theta.__array_interface__["data"][0]
-    item = theta.itemsize
-    n = layout.n_weight_layers
-    if len(coefs) != n or len(intercepts) != n:
-        return False
-    for i in range(n):
-        c, b = coefs[i], intercepts[i]
-        if not (isinstance(c, np.ndarray) and isinstance(b, np.ndarray)):
-            return False
-        if c.base is not theta or b.base is not theta:
-            return False
-        if c.shape != (layout.units[i], layout.units[i + 1]) or b.shape != (layout.units[i + 1],):
-            return False
-        if c.__array_interface__["data"][0] != base + int(layout.w_off[i]) * item:
-            return False
-        if b.__array_interface__["data"][0] != base + int(layout.b_off[i]) * item:
-            return False
-    return True
+@functools.lru_cache(maxsize=32)
+def _network(units, activation, out_activation, dtype):
+    """The (immutable) kernel description of an architecture, memoised so
+    a small prediction does not rebuild it."""
+    n_hidden = len(units) - 2
+    return Network(Layout(units), [ACTIVATIONS[activation]] * n_hidden,
+                   HEADS[out_activation], dtype)
 
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
@@ -204,38 +190,71 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # ------------------------------------------------------------------
     # The flat buffer behind coefs_ / intercepts_
 
+    def _units(self):
+        return (self.coefs_[0].shape[0],) + tuple(c.shape[1] for c in self.coefs_)
+
     def _layout(self):
-        units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        return Layout(units)
+        return Layout(self._units())
 
     def _bind(self, layout, theta):
         """Make coefs_ / intercepts_ views of the flat buffer ``theta``."""
         self._theta = theta
         self.coefs_, self.intercepts_ = layout.views(theta)
+        # The views handed out, to tell later whether coefs_ / intercepts_
+        # still are them (in-place edits of a view reach theta; replacing an
+        # array or the list does not).
+        self._views = tuple(self.coefs_) + tuple(self.intercepts_)
 
     def _flat_params(self, layout, dtype):
         """The flat buffer of the current coefs_ / intercepts_, in ``dtype``.
 
-        Returns the buffer the views already share when it is intact (no
-        copy); otherwise (coefs_ replaced by the user, another dtype) packs
-        a new one.
+        Returns the buffer the views share when they are all still in place
+        (no copy); otherwise (arrays replaced by the user, another dtype)
+        packs a new one.
         """
         theta = getattr(self, "_theta", None)
-        if theta is not None and theta.dtype == dtype and _views_intact(
-            theta, self.coefs_, self.intercepts_, layout
-        ):
+        views = getattr(self, "_views", ())
+        current = tuple(self.coefs_) + tuple(self.intercepts_)
+        if (theta is not None and theta.dtype == dtype and len(current) == len(views)
+                and all(a is b for a, b in zip(current, views))):
             return theta
         return layout.pack(self.coefs_, self.intercepts_, dtype)
 
     def _network(self, layout, dtype):
-        n_hidden = layout.n_weight_layers - 1
-        return Network(layout, [ACTIVATIONS[self.activation]] * n_hidden,
-                       HEADS[self.out_activation_], dtype)
+        return _network(tuple(int(u) for u in layout.units), self.activation,
+                        self.out_activation_, np.dtype(dtype))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "coefs_")
+
+    def _check_fitted(self):
+        # check_is_fitted costs ~60 us (it builds the estimator's tags); a
+        # fitted model has coefs_, so only an unfitted one pays for it,
+        # getting scikit-learn's NotFittedError.
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
+
+    def _validate_for_predict(self, X):
+        """validate_data(reset=False), with a fast path for plain arrays.
+
+        A C-contiguous float ndarray of the fitted width, for a model fitted
+        without feature names, needs only a finiteness check; the generic
+        validation costs ~0.4 ms, most of a small prediction. Anything else
+        (or any NaN / inf) goes through validate_data and its errors.
+        """
+        if (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0
+                and X.dtype in (np.float32, np.float64)
+                and X.shape[1] == self.n_features_in_
+                and "feature_names_in_" not in self.__dict__
+                and X.flags.c_contiguous and np.isfinite(X).all()):
+            return X
+        return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
 
     def __getstate__(self):
         state = super().__getstate__()
         # coefs_ / intercepts_ carry the weights; the buffer is rebuilt on load.
         state.pop("_theta", None)
+        state.pop("_views", None)
         return state
 
     def __setstate__(self, state):
@@ -264,16 +283,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             The network's output activations.
         """
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        layout = self._layout()
+            X = self._validate_for_predict(X)
         param_dtype = self.coefs_[0].dtype
-        dtype = np.result_type(X.dtype, param_dtype)
+        dtype = X.dtype if X.dtype == param_dtype else np.result_type(X.dtype, param_dtype)
         if dtype not in (np.float32, np.float64):
-            dtype = np.float64
-        theta = self._flat_params(layout, np.dtype(dtype))
-        net = self._network(layout, dtype)
+            dtype = np.dtype(np.float64)
+        net = _network(self._units(), self.activation, self.out_activation_, dtype)
+        theta = self._flat_params(net.layout, dtype)
         rows = min(X.shape[0], PREDICT_CHUNK)
-        with threads(resolve_threads(self.n_threads, rows * layout.n_weights)):
+        with threads(resolve_threads(self.n_threads, rows * net.layout.n_weights)):
             return predict_output(net, theta, Inputs(X, dtype))
 
     # ------------------------------------------------------------------
@@ -1101,7 +1119,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
@@ -1188,7 +1206,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             The predicted probability of the sample for each class in the
             model, where classes are ordered as they are in `self.classes_`.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         y_pred = self._forward_pass_fast(X)
 
         if self.n_outputs_ == 1:
@@ -1324,7 +1342,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         y : ndarray of shape (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):

@@ -386,3 +386,19 @@ def test_verbose_output(capsys):
     MLPClassifier(max_iter=2, verbose=True, early_stopping=True).fit(X_iris, y_iris)
     out = capsys.readouterr().out
     assert "Iteration 1, loss = " in out and "Validation score: " in out
+
+
+def test_predict_fast_path_matches_validated_path():
+    clf = MLPClassifier(max_iter=5, random_state=0).fit(X_iris, y_iris)
+    fast = clf.predict_proba(np.ascontiguousarray(X_iris))
+    for other in (np.asfortranarray(X_iris), X_iris.tolist(), X_iris.astype(np.float32),
+                  sp.csr_matrix(X_iris)):
+        np.testing.assert_allclose(clf.predict_proba(other), fast, rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict_proba(X_iris[3:4]), fast[3:4])
+    for bad in (np.nan, np.inf):
+        X = X_iris.copy()
+        X[0, 0] = bad
+        with pytest.raises(ValueError) as theirs:
+            sk.MLPClassifier(max_iter=5).fit(X_iris, y_iris).predict(X)
+        with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
+            clf.predict(X)
