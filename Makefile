@@ -13,7 +13,7 @@ $(PY):
 # Stamp files so a second `make test` does not reinstall; a change of
 # pyproject.toml reinstalls.
 $(VENV)/.installed: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[tbb]"
 	touch $@
 
 $(VENV)/.installed-test: $(PY) pyproject.toml

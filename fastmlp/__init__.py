@@ -4,6 +4,7 @@
 replacements for scikit-learn's estimators of the same names.
 """
 
+from . import _threads  # noqa: F401  (chooses the threading layer first)
 from ._estimators import MLPClassifier, MLPRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
