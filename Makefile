@@ -26,5 +26,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
+# Benchmarks side by side with scikit-learn (and PyTorch when installed);
+# see bench/README.md. Run on an idle machine.
+bench: $(VENV)/.installed
+	$(PY) -m bench --markdown
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -48,6 +48,7 @@ from ._engine import (
     predict_output,
 )
 from ._layout import Layout
+from ._monitor import HAS_SKLEARN_CALLBACKS, CallbackSupportMixin, TrainingMonitor, with_callbacks
 from ._threads import resolve_threads, threads
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
@@ -119,7 +120,7 @@ def _network(units, activation, out_activation, dtype):
                    HEADS[out_activation], dtype)
 
 
-class BaseMultilayerPerceptron(BaseEstimator, ABC):
+class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     """Base class for MLP classification and regression.
 
     Warning: This class should not be used directly.
@@ -129,6 +130,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     _parameter_constraints: dict = {
         **{k: v for k, v in _SKLEARN_CONSTRAINTS.items() if k != "loss"},
         "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "progress_bar": ["boolean"],
     }
 
     @abstractmethod
@@ -159,6 +161,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         n_iter_no_change,
         max_fun,
         n_threads=None,
+        progress_bar=False,
     ):
         self.activation = activation
         self.solver = solver
@@ -186,6 +189,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.n_threads = n_threads
+        self.progress_bar = progress_bar
 
     # ------------------------------------------------------------------
     # The flat buffer behind coefs_ / intercepts_
@@ -315,6 +319,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self._bind(layout, layout.glorot_init(random_state, dtype, self.activation))
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
+        self.history_ = []
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -377,11 +382,29 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             rows = n_samples if self.solver == "lbfgs" else min(200, n_samples)
         else:
             rows = min(self.batch_size, n_samples)
-        with threads(resolve_threads(self.n_threads, rows * layout.n_weights)):
+        if not hasattr(self, "history_"):  # a model from from_sklearn
+            self.history_ = []
+        context = None
+        if HAS_SKLEARN_CALLBACKS and not incremental and hasattr(self, "_skl_callbacks"):
+            # one subtask per epoch; L-BFGS has one more, begun but never run
+            context = self._init_callback_context(
+                max_subtasks=self.max_iter + (self.solver == "lbfgs"))
+            context.call_on_fit_task_begin(estimator=self, X=X, y=y)
+        monitor = TrainingMonitor(
+            self, context=context, X=X, y=y, total=self.max_iter,
+            task="lbfgs-iter" if self.solver == "lbfgs" else "epoch",
+            progress_bar=self.progress_bar,
+        )
+        with monitor, threads(resolve_threads(self.n_threads, rows * layout.n_weights)):
             if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, net, theta, incremental, random_state)
+                self._fit_stochastic(X, y, sample_weight, net, theta, incremental,
+                                     random_state, monitor)
             elif self.solver == "lbfgs":
-                self._fit_lbfgs(X, y, sample_weight, net, theta)
+                self._fit_lbfgs(X, y, sample_weight, net, theta, monitor)
+        if context is not None:
+            context.call_on_fit_task_end(
+                estimator=self, X=X, y=y,
+                reconstruction_attributes=monitor._reconstruction_attributes)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -390,7 +413,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return self
 
-    def _fit_lbfgs(self, X, y, sample_weight, net, theta):
+    def _fit_lbfgs(self, X, y, sample_weight, net, theta, monitor):
         if sample_weight is None:
             sample_weight = np.ones(X.shape[0], dtype=X.dtype)
         objective = FullBatchObjective(net, Inputs(X, X.dtype), y, sample_weight, self.alpha)
@@ -400,11 +423,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         else:
             iprint = -1
 
+        def callback(intermediate_result):
+            # scipy calls this after each iteration; its iterate becomes the
+            # weights the callbacks see.
+            theta[...] = intermediate_result.x
+            if monitor.end(loss=intermediate_result.fun):
+                raise StopIteration  # a callback asked to stop
+            monitor.begin()
+
+        monitor.begin()
         opt_res = scipy.optimize.minimize(
             objective,
             theta.astype(np.float64),
             method="L-BFGS-B",
             jac=True,
+            callback=callback,
             options={
                 "maxfun": self.max_fun,
                 "maxiter": self.max_iter,
@@ -420,7 +453,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return {"solver": self.solver, "learning_rate": float(self.learning_rate_init),
                 "t": 0, "state1": None, "state2": None}
 
-    def _fit_stochastic(self, X, y, sample_weight, net, theta, incremental, random_state):
+    def _fit_stochastic(self, X, y, sample_weight, net, theta, incremental, random_state,
+                        monitor):
         opt = getattr(self, "_optimizer", None)
         if not incremental or opt is None or opt.get("solver") != self.solver:
             opt = self._new_optimizer_state()
@@ -487,6 +521,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
+                monitor.begin()
+                epoch_learning_rate = opt["learning_rate"]
                 if self.shuffle:
                     # sklearn.utils.shuffle draws exactly rs.permutation(n).
                     sample_idx = sample_idx[random_state.permutation(n_samples)]
@@ -500,6 +536,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
                 self._update_no_improvement_count(
                     early_stopping, X_val, y_val, sample_weight_val
+                )
+                callback_stop = monitor.end(
+                    loss=self.loss_,
+                    validation_score=self.validation_scores_[-1] if early_stopping else None,
+                    learning_rate=epoch_learning_rate,
                 )
 
                 # learning rate schedules act at the end of an epoch
@@ -527,7 +568,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     trainer.set_learning_rate(opt["learning_rate"])
                     self._no_improvement_count = 0
 
-                if incremental:
+                if incremental or callback_stop:
                     break
 
                 if self.n_iter_ == self.max_iter:
@@ -592,6 +633,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
@@ -887,6 +929,10 @@ _PARAMETERS_DOC = """
         forward pass of a batch under about a million multiply-adds) always
         runs on one thread, where synchronising threads costs more than it
         saves. Results are bit-identical for every thread count.
+
+    progress_bar : bool, default=False
+        Show a tqdm progress bar over epochs (L-BFGS: iterations) with the
+        current loss and validation score (fastmlp only; needs ``tqdm``).
 """
 
 _ATTRIBUTES_DOC = """
@@ -947,6 +993,13 @@ _ATTRIBUTES_DOC = """
 
     out_activation_ : str
         Name of the output activation function.
+
+    history_ : list of dict
+        One record per epoch (L-BFGS: per iteration) with keys ``'epoch'``
+        (counted across warm starts and partial_fit calls), ``'loss'``,
+        ``'validation_score'`` (None without early stopping),
+        ``'learning_rate'`` (the base rate of the epoch; None for L-BFGS) and
+        ``'seconds'`` (wall time of the epoch). fastmlp only.
 """
 
 _NOTES_DOC = """
@@ -1038,6 +1091,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         n_threads=None,
+        progress_bar=False,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1065,6 +1119,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             n_threads=n_threads,
+            progress_bar=progress_bar,
         )
 
     def _validate_input(self, X, y, incremental, reset):
@@ -1300,6 +1355,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         n_threads=None,
+        progress_bar=False,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1327,6 +1383,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             n_threads=n_threads,
+            progress_bar=progress_bar,
         )
 
     def predict(self, X):

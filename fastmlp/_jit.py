@@ -10,15 +10,56 @@ Every kernel is ``@njit`` with
 * ``nogil=True`` so predictions may run from several Python threads at once.
 * ``error_model='numpy'``: the default 'python' model adds a zero-division
   check that stops division loops (Adam's update) from vectorising.
+* A race-free cache writer (:class:`_KeyedCacheFile`). Numba's own writer
+  numbers data files in order of arrival and writes the index before the
+  data, so two processes compiling different signatures at once can both
+  write ``.1.nbc`` and leave an index entry pointing at the other one's
+  machine code; loading it segfaults (seen here: a float64 call running
+  float32 code). fastmlp names each data file after its key and writes the
+  data before the index, so every index entry points at code compiled for
+  that key.
 * ``fastmath={'contract'}`` only: lets LLVM fuse ``a * b + c`` into one FMA,
   which doubles the arithmetic peak of the matrix loops. No ``nnan``/``ninf``
   (non-finite checks must stay meaningful) and no ``reassoc`` (a reduction's
   order, and so its rounding, must not depend on how LLVM vectorises it).
 """
 
+import hashlib
+
 from numba import njit
 
+try:
+    from numba.core.caching import IndexDataCacheFile
+except ImportError:  # pragma: no cover - a Numba without this class
+    IndexDataCacheFile = object
+
 _OPTIONS = dict(nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+class _KeyedCacheFile(IndexDataCacheFile):
+    """Numba's index + data cache files, safe against concurrent writers.
+
+    The data file of a key is named after a digest of the key, written
+    before the index entry that points at it; the index is re-read just
+    before it is written so entries that another process added meanwhile
+    are kept (a lost entry only costs a recompilation, never a crash).
+    """
+
+    def save(self, key, data):
+        digest = int(hashlib.sha256(repr(key).encode()).hexdigest()[:12], 16)
+        data_name = self._data_name(digest)
+        self._save_data(data_name, data)
+        overloads = self._load_index()
+        if overloads.get(key) != data_name:
+            overloads[key] = data_name
+            self._save_index(overloads)
+
+
+def _use_keyed_cache_file(dispatcher):
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if type(cache_file) is IndexDataCacheFile:
+        cache_file.__class__ = _KeyedCacheFile
+    return dispatcher
 
 
 def jit(parallel=False):
@@ -26,8 +67,9 @@ def jit(parallel=False):
 
     def decorate(func):
         try:
-            return njit(cache=True, parallel=parallel, **_OPTIONS)(func)
+            dispatcher = njit(cache=True, parallel=parallel, **_OPTIONS)(func)
         except RuntimeError:  # "cannot cache function ...: no locator available"
             return njit(cache=False, parallel=parallel, **_OPTIONS)(func)
+        return _use_keyed_cache_file(dispatcher)
 
     return decorate

@@ -118,9 +118,10 @@ def _load_tbb():
 
 
 def _choose_threading_layer():
-    if os.environ.get("NUMBA_THREADING_LAYER") or _numba_parallel._is_initialized:
-        return  # the user's or an earlier choice stands
-    if _load_tbb():
+    if _numba_parallel._is_initialized:
+        return  # Numba's threads already run: an earlier choice stands
+    tbb = _load_tbb()  # also what NUMBA_THREADING_LAYER=tbb needs
+    if tbb and not os.environ.get("NUMBA_THREADING_LAYER"):
         numba.config.THREADING_LAYER = "tbb"
 
 

@@ -1,0 +1,139 @@
+"""Seeing training: history_, progress bar, sklearn.callback, LossCurveDisplay."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from fastmlp import MLPClassifier, MLPRegressor
+
+X, y = load_iris(return_X_y=True)
+X = StandardScaler().fit_transform(X)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def test_history_records_every_epoch():
+    clf = MLPClassifier(max_iter=12, early_stopping=True, n_iter_no_change=50,
+                        random_state=0).fit(X, y)
+    h = clf.history_
+    assert [r["epoch"] for r in h] == list(range(1, clf.n_iter_ + 1))
+    np.testing.assert_array_equal([r["loss"] for r in h], clf.loss_curve_)
+    np.testing.assert_array_equal([r["validation_score"] for r in h], clf.validation_scores_)
+    assert all(r["learning_rate"] == 0.001 and r["seconds"] > 0 for r in h)
+    # accumulates across partial_fit and warm starts, restarts on a fresh fit
+    reg = MLPRegressor(solver="sgd", learning_rate="invscaling", learning_rate_init=0.1,
+                       random_state=0)
+    for _ in range(3):
+        reg.partial_fit(X, y)
+    assert [r["epoch"] for r in reg.history_] == [1, 2, 3]
+    rates = [r["learning_rate"] for r in reg.history_]
+    assert rates[0] == 0.1 and rates[0] > rates[1] > rates[2]
+    assert all(r["validation_score"] is None for r in reg.history_)
+    reg.set_params(max_iter=2).fit(X, y)
+    assert len(reg.history_) == 2
+
+
+def test_history_for_lbfgs_iterations():
+    clf = MLPClassifier(solver="lbfgs", max_iter=15, random_state=0).fit(X, y)
+    losses = [r["loss"] for r in clf.history_]
+    assert len(losses) == clf.n_iter_
+    assert losses[-1] == pytest.approx(clf.loss_)
+    assert losses[-1] < losses[0]
+    assert all(r["learning_rate"] is None for r in clf.history_)
+
+
+def test_progress_bar_off_by_default_and_on_when_asked(capsys):
+    MLPClassifier(max_iter=3).fit(X, y)
+    assert capsys.readouterr().err == ""
+    MLPClassifier(max_iter=3, progress_bar=True).fit(X, y)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "epoch" in err and "loss=" in err
+
+
+class _Recorder:
+    """A callback following sklearn.callback's FitCallback protocol."""
+
+    def __init__(self, stop_at=None):
+        self.events = []
+        self.stop_at = stop_at
+
+    def setup(self, estimator, context):
+        self.events.append(("setup", None))
+
+    def teardown(self, estimator, context):
+        self.events.append(("teardown", None))
+
+    def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None,
+                          fitted_estimator=None):
+        self.events.append(("begin", context.task_name))
+
+    def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None,
+                        fitted_estimator=None):
+        self.events.append(("end", context.task_name))
+        if context.task_name in ("epoch", "lbfgs-iter") and fitted_estimator is not None:
+            self.last_model = fitted_estimator
+            self.last_proba = fitted_estimator.predict_proba(X[:5])
+        n_done = sum(1 for e in self.events if e[0] == "end" and e[1] != "fit")
+        return self.stop_at is not None and n_done >= self.stop_at
+
+
+@pytest.mark.parametrize("solver, task", [("adam", "epoch"), ("lbfgs", "lbfgs-iter")])
+def test_sklearn_callbacks_see_every_step_and_can_stop(solver, task):
+    pytest.importorskip("sklearn.callback")
+    rec = _Recorder()
+    clf = MLPClassifier(solver=solver, max_iter=6, random_state=0).set_callbacks(rec)
+    clf.fit(X, y)
+    names = [e for e in rec.events if e[1] == task]
+    assert names.count(("begin", task)) >= clf.n_iter_
+    assert names.count(("end", task)) == names.count(("begin", task))
+    assert rec.events[0] == ("setup", None) and rec.events[-1] == ("teardown", None)
+    # the model handed to the last step's hook is the fitted model
+    np.testing.assert_allclose(rec.last_proba, clf.predict_proba(X[:5]), rtol=1e-12)
+    # fit leaves no callback machinery on the estimator
+    assert not any(k.startswith("_callback") for k in vars(clf))
+    pickle.loads(pickle.dumps(clf))
+
+    stopper = _Recorder(stop_at=3)
+    clf = MLPClassifier(solver=solver, max_iter=50, random_state=0).set_callbacks(stopper)
+    clf.fit(X, y)
+    assert clf.n_iter_ == 3
+    assert len(clf.history_) == 3
+
+
+def test_loss_curve_display_renders_png(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from fastmlp.plotting import LossCurveDisplay
+
+    clf = MLPClassifier(max_iter=20, early_stopping=True, n_iter_no_change=50,
+                        random_state=0).fit(X, y)
+    disp = LossCurveDisplay.from_estimator(clf)
+    np.testing.assert_array_equal(disp.line_.get_ydata(), clf.loss_curve_)
+    np.testing.assert_array_equal(disp.validation_line_.get_ydata(), clf.validation_scores_)
+    assert disp.ax_.get_xlabel() == "epoch"
+    path = tmp_path / "loss.png"
+    disp.figure_.savefig(path)
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    assert image[..., :3].std() > 0.01  # something was drawn
+    # without early stopping: one curve; on given axes
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    reg = MLPRegressor(max_iter=5).fit(X, y)
+    disp = LossCurveDisplay.from_estimator(reg, ax=ax, name="reg")
+    assert disp.ax_ is ax and disp.validation_line_ is None
+    assert ax.get_title() == "reg training"
+    with pytest.raises(ValueError, match="solver='sgd' or 'adam'"):
+        LossCurveDisplay.from_estimator(MLPClassifier(solver="lbfgs", max_iter=5).fit(X, y))
+    plt.close("all")
