@@ -181,9 +181,9 @@ class Inputs:
             self.indices = np.ascontiguousarray(X.indices, dtype=np.int64)
             self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
         else:
-            # Kernels never write their input: a read-only array (a memmap,
-            # say) is used as is.
-            self.X = np.require(X, dtype=dtype, requirements=["C"])
+            # Numba types a read-only array (joblib's memmaps) differently,
+            # which would compile every kernel again: copy those instead.
+            self.X = np.require(X, dtype=dtype, requirements=["C", "W"])
             self.data = _EMPTY[dtype.type]
             self.indices = _EMPTY[np.int64]
             self.indptr = _EMPTY_INDPTR
