@@ -389,9 +389,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             # one subtask per epoch; L-BFGS has one more, begun but never run
             context = self._init_callback_context(
                 max_subtasks=self.max_iter + (self.solver == "lbfgs"))
-            context.call_on_fit_task_begin(estimator=self, X=X, y=y)
+            context.call_on_fit_task_begin(
+                estimator=self, X=X,
+                y=(lambda: self._label_binarizer.inverse_transform(y)) if is_classifier(self) else y)
+        # callbacks see the user's labels, not their binarized form
+        y_user = (lambda: self._label_binarizer.inverse_transform(y)) if is_classifier(self) else y
         monitor = TrainingMonitor(
-            self, context=context, X=X, y=y, total=self.max_iter,
+            self, context=context, X=X, y=y_user, total=self.max_iter,
             task="lbfgs-iter" if self.solver == "lbfgs" else "epoch",
             progress_bar=self.progress_bar,
         )
@@ -403,7 +407,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 self._fit_lbfgs(X, y, sample_weight, net, theta, monitor)
         if context is not None:
             context.call_on_fit_task_end(
-                estimator=self, X=X, y=y,
+                estimator=self, X=X, y=monitor.y,
                 reconstruction_attributes=monitor._reconstruction_attributes)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):

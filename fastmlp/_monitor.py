@@ -116,10 +116,10 @@ class TrainingMonitor:
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(1)
         stop = False
-        if self._step_context is not None:
-            stop = self._step_context.call_on_fit_task_end(
+        step, self._step_context = self._step_context, None
+        if step is not None:
+            stop = step.call_on_fit_task_end(
                 estimator=self.estimator, X=self.X, y=self.y,
                 reconstruction_attributes=self._reconstruction_attributes,
             )
-            self._step_context = None
         return bool(stop)

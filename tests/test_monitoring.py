@@ -80,6 +80,7 @@ class _Recorder:
     def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None,
                         fitted_estimator=None):
         self.events.append(("end", context.task_name))
+        self.y = y
         if context.task_name in ("epoch", "lbfgs-iter") and fitted_estimator is not None:
             self.last_model = fitted_estimator
             self.last_proba = fitted_estimator.predict_proba(X[:5])
@@ -97,6 +98,7 @@ def test_sklearn_callbacks_see_every_step_and_can_stop(solver, task):
     assert names.count(("begin", task)) >= clf.n_iter_
     assert names.count(("end", task)) == names.count(("begin", task))
     assert rec.events[0] == ("setup", None) and rec.events[-1] == ("teardown", None)
+    np.testing.assert_array_equal(rec.y, y)  # the user's labels, not binarized ones
     # the model handed to the last step's hook is the fitted model
     np.testing.assert_allclose(rec.last_proba, clf.predict_proba(X[:5]), rtol=1e-12)
     # fit leaves no callback machinery on the estimator
