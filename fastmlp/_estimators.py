@@ -364,8 +364,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             self._initialize(y, layer_units, X.dtype, random_state)
 
         layout = Layout(layer_units)
-        old_units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        if list(old_units) != list(layer_units):
+        old_units = list(self._units())
+        if old_units != list(layer_units):
             raise ValueError(
                 "warm_start and partial_fit need the layer sizes of the fitted "
                 f"network {old_units}; got {layer_units}. Set warm_start=False "
@@ -384,16 +384,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             rows = min(self.batch_size, n_samples)
         if not hasattr(self, "history_"):  # a model from from_sklearn
             self.history_ = []
+        # callbacks see the user's labels, not their binarized form
+        y_user = (lambda: self._label_binarizer.inverse_transform(y)) if is_classifier(self) else y
         context = None
         if HAS_SKLEARN_CALLBACKS and not incremental and hasattr(self, "_skl_callbacks"):
             # one subtask per epoch; L-BFGS has one more, begun but never run
             context = self._init_callback_context(
                 max_subtasks=self.max_iter + (self.solver == "lbfgs"))
-            context.call_on_fit_task_begin(
-                estimator=self, X=X,
-                y=(lambda: self._label_binarizer.inverse_transform(y)) if is_classifier(self) else y)
-        # callbacks see the user's labels, not their binarized form
-        y_user = (lambda: self._label_binarizer.inverse_transform(y)) if is_classifier(self) else y
+            context.call_on_fit_task_begin(estimator=self, X=X, y=y_user)
         monitor = TrainingMonitor(
             self, context=context, X=X, y=y_user, total=self.max_iter,
             task="lbfgs-iter" if self.solver == "lbfgs" else "epoch",
