@@ -46,7 +46,7 @@ from ._codes import (
     SGD,
 )
 from ._jit import jit
-from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict
+from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict, predict_serial
 from ._optim import adam_step, adam_step_size, sgd_step
 
 # Rows per chunk in prediction: bounds the work buffers (two layers of
@@ -115,7 +115,14 @@ def predict_rows(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, 
         Z = predict(theta, units, w_off, b_off, acts_code, head, is_sparse,
                     X[start : start + nc], xd, xi, xp[start : start + nc + 1], nc,
                     acts, a_off)
-        out[start : start + nc] = Z
+        # An element loop, not ``out[a:b] = Z``: Numba's array assignment
+        # compiles a shape-mismatch message (its whole string-formatting
+        # machinery, ~5 s of a cold first fit) for a case that cannot occur.
+        for i in range(nc):
+            o = out[start + i]
+            z = Z[i]
+            for c in range(o.shape[0]):
+                o[c] = z[c]
 
 
 class Network:
@@ -140,6 +147,7 @@ class Network:
             self.acts_code = np.zeros(1, dtype=np.int64)
         self.head = int(head)
         self.dtype = np.dtype(dtype)
+        self.max_width = int(layout.units[1:].max())
         self._offsets = {}
 
     def work_offsets(self, n_rows):
@@ -360,6 +368,22 @@ class FullBatchObjective:
                          X, xd, xi, xp, *self.csc, self.Y, self.sw, self.inputs.n_rows,
                          self.acts, self.deltas, self.a_off, self.wt, self.row_loss)
         return loss, self.grad.astype(np.float64)
+
+
+def predict_serial_output(net, theta, X):
+    """:func:`predict_output` for a few dense rows, on the calling thread.
+
+    X : C-contiguous, writeable ndarray of the parameter dtype (Numba types
+    read-only arrays apart, which would compile the kernel again).
+    Same result, bit for bit, as :func:`predict_output`; meant for inputs
+    below the parallel threshold, where thread launches dominate.
+    """
+    L = net.layout
+    width = net.max_width
+    out = np.empty((X.shape[0], int(L.units[-1])), dtype=net.dtype)
+    predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, X, out,
+                   np.empty(width, dtype=net.dtype), np.empty(width, dtype=net.dtype))
+    return out
 
 
 def predict_output(net, theta, inputs):

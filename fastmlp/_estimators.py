@@ -46,10 +46,11 @@ from ._engine import (
     Network,
     StochasticTrainer,
     predict_output,
+    predict_serial_output,
 )
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, CallbackSupportMixin, TrainingMonitor, with_callbacks
-from ._threads import resolve_threads, threads
+from ._threads import PARALLEL_MIN_WORK, resolve_threads, threads
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -294,6 +295,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             dtype = np.dtype(np.float64)
         net = _network(self._units(), self.activation, self.out_activation_, dtype)
         theta = self._flat_params(net.layout, dtype)
+        if type(X) is np.ndarray and X.shape[0] * net.layout.n_weights < PARALLEL_MIN_WORK:
+            # Below the parallel threshold (one thread anyway): a serial
+            # kernel, no thread-count switch, no work-buffer setup.
+            if not (X.dtype == dtype and X.flags.c_contiguous and X.flags.writeable):
+                X = np.require(X, dtype=dtype, requirements=["C", "W"])
+            return predict_serial_output(net, theta, X)
         rows = min(X.shape[0], PREDICT_CHUNK)
         with threads(resolve_threads(self.n_threads, rows * net.layout.n_weights)):
             return predict_output(net, theta, Inputs(X, dtype))

@@ -12,7 +12,8 @@ so each kernel compiles at most once per dtype.
 import numpy as np
 from numba import prange
 
-from ._codes import HEAD_EXP, HEAD_IDENTITY, HEAD_LOGISTIC, HEAD_SOFTMAX, IDENTITY
+from ._activations import activate
+from ._codes import HEAD_EXP, HEAD_IDENTITY, HEAD_LOGISTIC, HEAD_SOFTMAX, IDENTITY, RELU
 from ._jit import jit
 from ._linalg import (
     csc_linear_grad,
@@ -272,3 +273,67 @@ def predict(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, xi, x
     Z = block_view(acts, a_off, L - 1, n, units[L])
     apply_output(Z, head)
     return Z
+
+
+@jit()
+def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
+    """Output activations of a few dense rows, on the calling thread.
+
+    For predictions too small to split between threads (one row, a handful):
+    the parallel kernels' task launches and the work-buffer setup cost more
+    than the arithmetic there. Each output element is summed exactly as the
+    parallel kernels sum it (from the bias, in increasing input index, one
+    fused multiply-add per term), so a row gets the same bits either way.
+
+    X : (n, units[0]) dense input; out : (n, units[-1]), written;
+    z0, z1 : work vectors of at least ``max(units[1:])`` elements.
+    """
+    L = w_off.shape[0]
+    zero = theta.dtype.type(0)
+    for r in range(X.shape[0]):
+        a = X[r]
+        for l in range(L):
+            W = coef_view(theta, units, w_off, l)
+            b = intercept_view(theta, units, b_off, l)
+            m = units[l + 1]
+            z = z0[:m] if l % 2 == 0 else z1[:m]
+            for c in range(m):
+                z[c] = b[c]
+            # Four input rows per pass over z (z loaded and stored once per
+            # four terms; the sum order per element is unchanged).
+            n_in = units[l]
+            k4 = n_in - n_in % 4
+            for k in range(0, k4, 4):
+                p0 = a[k]
+                p1 = a[k + 1]
+                p2 = a[k + 2]
+                p3 = a[k + 3]
+                w0 = W[k]
+                w1 = W[k + 1]
+                w2 = W[k + 2]
+                w3 = W[k + 3]
+                for c in range(m):
+                    v = z[c]
+                    v += p0 * w0[c]
+                    v += p1 * w1[c]
+                    v += p2 * w2[c]
+                    v += p3 * w3[c]
+                    z[c] = v
+            for k in range(k4, n_in):
+                ak = a[k]
+                w = W[k]
+                for c in range(m):
+                    z[c] += ak * w[c]
+            if l < L - 1:
+                act = acts_code[l]
+                if act == RELU:  # as _linalg._activate_rows does it
+                    for c in range(m):
+                        v = z[c]
+                        z[c] = zero if v < zero else v
+                else:
+                    activate(z, act)
+            a = z
+        output_activation(a, head)
+        o = out[r]
+        for c in range(o.shape[0]):
+            o[c] = a[c]

@@ -45,12 +45,9 @@ class Layout:
             self.b_off[i] = pos
             pos += int(self.units[i + 1])
         self.size = pos
-
-    @property
-    def n_weights(self):
-        """Number of weights (biases excluded): multiply-adds per row."""
-        u = self.units
-        return int(sum(int(u[i]) * int(u[i + 1]) for i in range(len(u) - 1)))
+        #: Number of weights (biases excluded): multiply-adds per row.
+        self.n_weights = int(sum(int(self.units[i]) * int(self.units[i + 1])
+                                 for i in range(n)))
 
     @property
     def n_weight_layers(self):

@@ -44,6 +44,11 @@ def run_cases():
                 est = Est(**common, **params).fit(data, y, sample_weight=sw)
                 pred = est.predict_proba(data) if hasattr(est, "predict_proba") else est.predict(data)
                 out.append(np.asarray(pred, dtype=np.float64).ravel())
+            # enough rows for the parallel prediction kernels (the rest are
+            # below the threshold and take the serial one)
+            big = np.tile(X, (250, 1))
+            f = est.predict_proba if hasattr(est, "predict_proba") else est.predict
+            out.append(np.asarray(f(big)[::97], dtype=np.float64).ravel())
         X32 = X.astype(np.float32)
         est = MLPClassifier(**common).fit(X32, y3)
         pred32 = est.predict_proba(X32).ravel()

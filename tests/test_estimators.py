@@ -402,3 +402,52 @@ def test_predict_fast_path_matches_validated_path():
             sk.MLPClassifier(max_iter=5).fit(X_iris, y_iris).predict(X)
         with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
             clf.predict(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel", "squared", "poisson"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_small_predictions_take_serial_kernel_with_same_bits(kind, activation, dtype, monkeypatch):
+    # Predictions below the parallel threshold run a serial kernel; it must
+    # give every row the bits the parallel kernels give it in a big batch.
+    from fastmlp import _engine
+    from fastmlp._threads import PARALLEL_MIN_WORK
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(600, 20)).astype(dtype)
+    if kind == "multiclass":
+        est, y = MLPClassifier(), rng.randint(3, size=600)
+    elif kind == "binary":
+        est, y = MLPClassifier(), rng.randint(2, size=600)
+    elif kind == "multilabel":
+        est, y = MLPClassifier(), rng.randint(2, size=(600, 3))
+    else:
+        est, y = MLPRegressor(loss="squared_error" if kind == "squared" else kind), np.abs(X[:, :2].sum(axis=1)) + 0.1
+    est.set_params(hidden_layer_sizes=(64, 33), activation=activation, max_iter=3,
+                   random_state=0)
+    est.fit(X, y)
+    n_weights = 20 * 64 + 64 * 33 + 33 * est.n_outputs_
+    assert 8 * n_weights < PARALLEL_MIN_WORK <= X.shape[0] * n_weights
+
+    calls = {"serial": 0, "parallel": 0}
+
+    def spy(name, real):
+        def wrapper(*args):
+            calls[name] += 1
+            return real(*args)
+        return wrapper
+
+    monkeypatch.setattr(_engine, "predict_serial", spy("serial", _engine.predict_serial))
+    monkeypatch.setattr(_engine, "predict_rows", spy("parallel", _engine.predict_rows))
+    out = est.predict_proba if kind != "squared" and kind != "poisson" else est.predict
+    big = out(X)
+    assert calls == {"serial": 0, "parallel": 1}
+    small = np.concatenate([out(X[i:i + 1]) for i in range(25)] + [out(X[25:33])])
+    assert calls == {"serial": 26, "parallel": 1}
+    np.testing.assert_array_equal(small, big[:33])
+    # read-only, Fortran-ordered and integer inputs are converted first
+    Xr = X[:5].copy()
+    Xr.setflags(write=False)
+    np.testing.assert_array_equal(out(Xr), big[:5])
+    np.testing.assert_array_equal(out(np.asfortranarray(X[:5])), big[:5])
+    assert calls["serial"] == 28

@@ -637,6 +637,9 @@ def _exercise_every_kernel():
             net = prob.network(dtype)
             _objective(prob, dtype, sparse)(prob.theta)
             _engine.predict_output(net, prob.theta.astype(dtype), prob.inputs(dtype, sparse))
+            if not sparse:
+                _engine.predict_serial_output(net, prob.theta.astype(dtype),
+                                              prob.inputs(dtype, sparse).X)
             for solver in ("sgd", "adam"):
                 tr = _trainer(prob, dtype, sparse, solver, True, 0.9, 0.01, batch_size=7)
                 th = prob.theta.astype(dtype)
