@@ -6,6 +6,7 @@ replacements for scikit-learn's estimators of the same names.
 
 from . import _threads  # noqa: F401  (chooses the threading layer first)
 from ._estimators import MLPClassifier, MLPRegressor
+from ._warmup import warm_up
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "warm_up"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastmlp demo``.
+"""Command line: ``python -m fastmlp demo`` and ``python -m fastmlp warm-up``.
 
 The demo trains fastmlp and scikit-learn side by side on scikit-learn's
 bundled digits data (standardised, 1797 x 64, 10 classes) with the same
@@ -71,9 +71,17 @@ def main(argv=None):
     p = sub.add_parser("demo", help="digits: fastmlp vs scikit-learn side by side")
     p.add_argument("--max-iter", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("warm-up", help="compile every kernel into Numba's on-disk cache")
+    p.add_argument("--dtype", action="append", choices=["float64", "float32"],
+                   help="dtype to prepare (repeatable; default: both)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(max_iter=args.max_iter, repeats=args.repeats)
+    elif args.command == "warm-up":
+        from fastmlp import warm_up
+
+        for name, s in warm_up(args.dtype or ("float64", "float32")).items():
+            print(f"{name}: kernels ready in {s:.1f} s")
     return 0
 
 

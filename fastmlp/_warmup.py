@@ -1,0 +1,63 @@
+"""Compile every kernel ahead of the first real fit."""
+
+import time
+import warnings
+
+import numpy as np
+
+_DTYPES = ("float64", "float32")
+
+
+def warm_up(dtypes=_DTYPES):
+    """Compile, or load from the on-disk cache, every fastmlp kernel.
+
+    A process's first fit in a dtype compiles the kernels it needs (tens of
+    seconds on a small machine) unless Numba's on-disk cache already holds
+    them; later processes then only load them (a fraction of a second). Call
+    this once where the cache will be kept, for example while building a
+    container image or right after installing, so that no user fit pays for
+    compilation. Each kernel is compiled once per dtype for every solver,
+    activation, output head and input kind (dense or sparse), so one small
+    fit per dtype and input kind covers every configuration.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float64", "float32"}, default=("float64", "float32")
+        The parameter dtypes to prepare: float64 is what scikit-learn's
+        estimators train in; float32 serves float32 input.
+
+    Returns
+    -------
+    seconds : dict
+        Wall time spent per dtype, keyed by dtype name.
+
+    Examples
+    --------
+    >>> import fastmlp
+    >>> seconds = fastmlp.warm_up(["float64"])  # doctest: +SKIP
+    """
+    import scipy.sparse as sp
+    from sklearn.exceptions import ConvergenceWarning
+
+    from ._estimators import MLPClassifier
+
+    seconds = {}
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 4))
+    y = rng.randint(0, 3, 40)
+    for name in dtypes:
+        dtype = np.dtype(name)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtypes must be float64 or float32, got {name!r}.")
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # A small dense prediction takes the serial kernel, a sparse one
+            # the chunked parallel kernels that large dense ones also take.
+            for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
+                for solver in ("adam", "lbfgs"):
+                    clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver,
+                                        batch_size=16, max_iter=2, random_state=0)
+                    clf.fit(data, y).predict_proba(data)
+        seconds[dtype.name] = time.perf_counter() - start
+    return seconds
