@@ -2,10 +2,28 @@
 
 One epoch (every mini-batch of a given sample order: gather, forward, loss,
 backward, optimizer update) runs inside ONE compiled call,
-:func:`train_epoch`, so Python is entered once per epoch. The Python side
+:func:`train_epoch_dense` or :func:`train_epoch_sparse`, so Python is
+entered once per epoch. The Python side
 here allocates the work buffers once per fit and hands the kernels plain
 arrays. It knows nothing of scikit-learn: schedules, early stopping,
 warnings and the random stream that orders samples live in the estimators.
+
+Compilation. A first fit from an empty cache is dominated by compiling,
+and what costs is LLVM re-optimising and re-generating machine code: Numba
+links a callee's whole module into each compiled caller and optimises and
+generates code for the result again, so a kernel called through three
+levels of compiled functions is compiled four times over. Two measures keep
+the first dense adam fit small (measured on the 2-core machine of
+bench/README.md, from ~43 s to ~34 s):
+
+* the sequencing kernels (:func:`._kernels.forward`, ``loss_grad``,
+  ``predict``) are inlined into the epoch and prediction kernels at Numba IR
+  level, so they are not separate levels;
+* the epoch and chunked-prediction kernels come in a dense and a sparse
+  variant, each a closure over a constant flag: Numba prunes the branches
+  of the other input kind, so a dense fit never compiles the CSR/CSC
+  kernels (a test asserts it on an empty cache). Each variant is its own
+  kernel with one signature per dtype.
 
 Extension points (each an addition, not a rewrite):
 
@@ -16,11 +34,11 @@ Extension points (each an addition, not a rewrite):
   and :func:`._kernels.output_head`;
 * an optimizer (RMSprop, AdamW, ...): a code, one block-looped kernel in
   :mod:`._optim` over the flat buffers ``state1``/``state2`` (same layout as
-  ``theta``), and a branch after the gradient in :func:`train_epoch`;
+  ``theta``), and a branch after the gradient in the epoch kernel;
   decoupled weight decay can use :meth:`Layout.weights_mask`;
 * class weights: folded into the sample-weight array, no kernel change;
-* gradient clipping: a norm over ``grad`` before the step in
-  :func:`train_epoch`;
+* gradient clipping: a norm over ``grad`` before the step in the epoch
+  kernel;
 * dropout: a per-layer rate array and masks from a counter-based hash of
   (epoch seed, sample index, layer, unit), e.g. splitmix64, so a mask does
   not depend on which thread computes it. The epoch seed comes from the
@@ -54,75 +72,100 @@ from ._optim import adam_step, adam_step_size, sgd_step
 PREDICT_CHUNK = 2048
 
 
-@jit()
-def train_epoch(theta, grad, state1, state2, step, units, w_off, b_off, acts_code,
-                head, solver, nesterov, hyper, lr_init64, beta1_64, beta2_64,
-                is_sparse, X, xd, xi, xp, Y, sw, idx, shuffled, batch_size,
-                Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, wt, row_loss):
-    """Run one epoch of mini-batch training in place; return the loss sum.
-
-    Batches are ``idx[s:s + batch_size]`` in order (``idx`` is the epoch's
-    sample order, int64). For each batch: gather its rows, compute the loss
-    and gradient (:func:`fastmlp._kernels.loss_grad`), then take one
-    optimizer step (``solver`` SGD: ``state1`` is the velocity; ADAM:
-    ``state1``/``state2`` are the moments and ``step[0]`` the step count,
-    incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
-    batch loss taken before its update, as scikit-learn accumulates it.
-    """
-    n_samples = idx.shape[0]
-    total = 0.0
-    for start in range(0, n_samples, batch_size):
-        n = min(batch_size, n_samples - start)
-        if is_sparse:
-            gather_csr(xd, xi, xp, idx, start, n, bd, bi, bp)
-            csr_to_csc(bd, bi, bp[: n + 1], units[0], cd, cr, cp)
-            xin = Xb
-        elif shuffled:
-            gather_rows(X, idx, start, n, Xb)
-            xin = Xb[:n]
-        else:
-            xin = X[start : start + n]
-        gather_rows(Y, idx, start, n, Yb)
-        for r in range(n):
-            swb[r] = sw[idx[start + r]]
-        loss = loss_grad(theta, grad, units, w_off, b_off, acts_code, head,
-                         hyper[H_ALPHA], hyper[H_LOG_EPS], is_sparse, xin, bd, bi, bp[: n + 1],
-                         cd, cr, cp, Yb, swb, n, acts, deltas, a_off, wt, row_loss)
-        total += loss * n
-        if solver == SGD:
-            sgd_step(theta, grad, state1, hyper[H_LR], hyper[H_MOMENTUM], nesterov)
-        else:
-            step[0] += 1
-            lr_t = theta.dtype.type(adam_step_size(lr_init64, beta1_64, beta2_64, step[0]))
-            adam_step(theta, grad, state1, state2, lr_t, hyper[H_BETA1],
-                      hyper[H_ONE_MINUS_BETA1], hyper[H_BETA2], hyper[H_ONE_MINUS_BETA2],
-                      hyper[H_EPSILON])
-    return total
+def _specialise(func, name, sparse):
+    """Compile ``func`` (a closure over the constant ``sparse``) as its own
+    kernel named ``name``: Numba prunes the ``if sparse`` branches it does
+    not take, here and in the inlined kernels, so a dense fit never compiles
+    the sparse kernels and a sparse fit never compiles the dense gathers.
+    The name keeps the variants' cache files apart."""
+    func.__name__ = func.__qualname__ = name
+    func.__doc__ = func.__doc__.replace("{input}", "CSR" if sparse else "dense")
+    return jit()(func)
 
 
-@jit()
-def predict_rows(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, xi, xp,
-                 out, chunk, acts, a_off):
-    """Write the network's output activations for every row into ``out``.
+def _make_train_epoch(sparse):
+    def train_epoch(theta, grad, state1, state2, step, units, w_off, b_off, acts_code,
+                    head, solver, nesterov, hyper, lr_init64, beta1_64, beta2_64,
+                    X, xd, xi, xp, Y, sw, idx, shuffled, batch_size,
+                    Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, wt, row_loss):
+        """Run one epoch of mini-batch training on {input} input in place;
+        return the loss sum.
 
-    Rows are processed ``chunk`` at a time through the work buffer ``acts``.
-    The sparse input's ``xp`` is sliced, not rebased: its entries index the
-    full ``xd``/``xi``.
-    """
-    n = out.shape[0]
-    for start in range(0, n, chunk):
-        nc = min(chunk, n - start)
-        Z = predict(theta, units, w_off, b_off, acts_code, head, is_sparse,
-                    X[start : start + nc], xd, xi, xp[start : start + nc + 1], nc,
-                    acts, a_off)
-        # An element loop, not ``out[a:b] = Z``: Numba's array assignment
-        # compiles a shape-mismatch message (its whole string-formatting
-        # machinery, ~5 s of a cold first fit) for a case that cannot occur.
-        for i in range(nc):
-            o = out[start + i]
-            z = Z[i]
-            for c in range(o.shape[0]):
-                o[c] = z[c]
+        Batches are ``idx[s:s + batch_size]`` in order (``idx`` is the epoch's
+        sample order, int64). For each batch: gather its rows, compute the loss
+        and gradient (:func:`fastmlp._kernels.loss_grad`), then take one
+        optimizer step (``solver`` SGD: ``state1`` is the velocity; ADAM:
+        ``state1``/``state2`` are the moments and ``step[0]`` the step count,
+        incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
+        batch loss taken before its update, as scikit-learn accumulates it.
+        """
+        n_samples = idx.shape[0]
+        total = 0.0
+        for start in range(0, n_samples, batch_size):
+            n = min(batch_size, n_samples - start)
+            if sparse:
+                gather_csr(xd, xi, xp, idx, start, n, bd, bi, bp)
+                csr_to_csc(bd, bi, bp[: n + 1], units[0], cd, cr, cp)
+                xin = Xb
+            elif shuffled:
+                gather_rows(X, idx, start, n, Xb)
+                xin = Xb[:n]
+            else:
+                xin = X[start : start + n]
+            gather_rows(Y, idx, start, n, Yb)
+            for r in range(n):
+                swb[r] = sw[idx[start + r]]
+            loss = loss_grad(theta, grad, units, w_off, b_off, acts_code, head,
+                             hyper[H_ALPHA], hyper[H_LOG_EPS], sparse, xin, bd, bi,
+                             bp[: n + 1], cd, cr, cp, Yb, swb, n, acts, deltas, a_off, wt,
+                             row_loss)
+            total += loss * n
+            if solver == SGD:
+                sgd_step(theta, grad, state1, hyper[H_LR], hyper[H_MOMENTUM], nesterov)
+            else:
+                step[0] += 1
+                lr_t = theta.dtype.type(adam_step_size(lr_init64, beta1_64, beta2_64, step[0]))
+                adam_step(theta, grad, state1, state2, lr_t, hyper[H_BETA1],
+                          hyper[H_ONE_MINUS_BETA1], hyper[H_BETA2], hyper[H_ONE_MINUS_BETA2],
+                          hyper[H_EPSILON])
+        return total
+
+    return _specialise(train_epoch, "train_epoch_" + ("sparse" if sparse else "dense"), sparse)
+
+
+def _make_predict_rows(sparse):
+    def predict_rows(theta, units, w_off, b_off, acts_code, head, X, xd, xi, xp,
+                     out, chunk, acts, a_off):
+        """Write the network's output activations for every row of a {input}
+        input into ``out``.
+
+        Rows are processed ``chunk`` at a time through the work buffer
+        ``acts``. The sparse input's ``xp`` is sliced, not rebased: its
+        entries index the full ``xd``/``xi``.
+        """
+        n = out.shape[0]
+        for start in range(0, n, chunk):
+            nc = min(chunk, n - start)
+            Z = predict(theta, units, w_off, b_off, acts_code, head, sparse,
+                        X[start : start + nc], xd, xi, xp[start : start + nc + 1], nc,
+                        acts, a_off)
+            # An element loop, not ``out[a:b] = Z``: Numba's array assignment
+            # compiles a shape-mismatch message (its whole string-formatting
+            # machinery, ~5 s of a cold first fit) for a case that cannot occur.
+            for i in range(nc):
+                o = out[start + i]
+                z = Z[i]
+                for c in range(o.shape[0]):
+                    o[c] = z[c]
+
+    return _specialise(predict_rows, "predict_rows_" + ("sparse" if sparse else "dense"),
+                       sparse)
+
+
+train_epoch_dense = _make_train_epoch(False)
+train_epoch_sparse = _make_train_epoch(True)
+predict_rows_dense = _make_predict_rows(False)
+predict_rows_sparse = _make_predict_rows(True)
 
 
 class Network:
@@ -197,7 +240,8 @@ class Inputs:
             self.indptr = _EMPTY_INDPTR
 
     def args(self):
-        return self.is_sparse, self.X, self.data, self.indices, self.indptr
+        """The kernels' input arguments ``(X, data, indices, indptr)``."""
+        return self.X, self.data, self.indices, self.indptr
 
     def csc(self):
         """CSC arrays (data, row indices, column pointers) of a sparse input."""
@@ -319,7 +363,8 @@ class StochasticTrainer:
         net = self.net
         inp = self.inputs
         L = net.layout
-        total = train_epoch(
+        epoch = train_epoch_sparse if inp.is_sparse else train_epoch_dense
+        total = epoch(
             theta, self.grad, self.state1, self.state2, self.step, L.units, L.w_off,
             L.b_off, net.acts_code, net.head, self.solver, self.nesterov, self.hyper,
             self.learning_rate_init, self.beta_1, self.beta_2, *inp.args(), self.Y,
@@ -362,10 +407,9 @@ class FullBatchObjective:
         net = self.net
         L = net.layout
         self.theta[...] = x
-        is_sparse, X, xd, xi, xp = self.inputs.args()
         loss = loss_grad(self.theta, self.grad, L.units, L.w_off, L.b_off, net.acts_code,
-                         net.head, self.hyper[H_ALPHA], self.hyper[H_LOG_EPS], is_sparse,
-                         X, xd, xi, xp, *self.csc, self.Y, self.sw, self.inputs.n_rows,
+                         net.head, self.hyper[H_ALPHA], self.hyper[H_LOG_EPS],
+                         self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y, self.sw, self.inputs.n_rows,
                          self.acts, self.deltas, self.a_off, self.wt, self.row_loss)
         return loss, self.grad.astype(np.float64)
 
@@ -394,6 +438,7 @@ def predict_output(net, theta, inputs):
     acts = np.empty(size, dtype=net.dtype)
     out = np.empty((n, int(net.layout.units[-1])), dtype=net.dtype)
     L = net.layout
-    predict_rows(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, *inputs.args(),
-                 out, chunk, acts, a_off)
+    rows = predict_rows_sparse if inputs.is_sparse else predict_rows_dense
+    rows(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, *inputs.args(),
+         out, chunk, acts, a_off)
     return out

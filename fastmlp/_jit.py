@@ -62,14 +62,19 @@ def _use_keyed_cache_file(dispatcher):
     return dispatcher
 
 
-def jit(parallel=False):
-    """Decorator: compile with fastmlp's options and the on-disk cache."""
+def jit(parallel=False, inline="never"):
+    """Decorator: compile with fastmlp's options and the on-disk cache.
+
+    ``inline="always"`` inlines the function into its compiled callers at
+    Numba IR level (see :mod:`fastmlp._engine` for why some kernels are).
+    """
 
     def decorate(func):
+        opts = dict(_OPTIONS, parallel=parallel, inline=inline)
         try:
-            dispatcher = njit(cache=True, parallel=parallel, **_OPTIONS)(func)
+            dispatcher = njit(cache=True, **opts)(func)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return njit(cache=False, parallel=parallel, **_OPTIONS)(func)
+            return njit(cache=False, **opts)(func)
         return _use_keyed_cache_file(dispatcher)
 
     return decorate

@@ -7,6 +7,12 @@ which layer ``l``'s output for a batch of ``n`` rows is the row-major block
 ``[a_off[l], a_off[l] + n * units[l + 1])``. Exactly two dtypes are used,
 float32 and float64, and every argument of a kernel has the parameter dtype,
 so each kernel compiles at most once per dtype.
+
+:func:`forward`, :func:`loss_grad` and :func:`predict` are inlined into
+their compiled callers (``inline="always"``): they only sequence the matrix
+kernels, and as separately compiled functions each one re-optimised and
+re-generated the machine code of everything it calls (see
+:mod:`fastmlp._engine`). Called from Python they compile as usual.
 """
 
 import numpy as np
@@ -180,7 +186,7 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
             nxt[j] = q + 1
 
 
-@jit()
+@jit(inline="always")
 def forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off):
     """Forward pass of ``n`` rows through every layer, output pre-activation.
 
@@ -215,7 +221,7 @@ def l2_sum(theta, units, w_off):
     return s
 
 
-@jit()
+@jit(inline="always")
 def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
               is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n,
               acts, deltas, a_off, wt, row_loss):
@@ -261,7 +267,7 @@ def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
     return loss
 
 
-@jit()
+@jit(inline="always")
 def predict(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, xi, xp, n, acts, a_off):
     """Output activations for ``n`` rows; returns an (n, n_outputs) view.
 

@@ -40,6 +40,7 @@ def warm_up(dtypes=_DTYPES):
     from sklearn.exceptions import ConvergenceWarning
 
     from ._estimators import MLPClassifier
+    from ._threads import PARALLEL_MIN_WORK
 
     seconds = {}
     rng = np.random.RandomState(0)
@@ -52,12 +53,16 @@ def warm_up(dtypes=_DTYPES):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # A small dense prediction takes the serial kernel, a sparse one
-            # the chunked parallel kernels that large dense ones also take.
+            # Dense and sparse inputs have kernels of their own; a small
+            # dense prediction takes the serial kernel, a large one the
+            # chunked parallel kernel.
+            n_weights = 4 * 16 + 16 * 3
+            big = np.tile(X, (PARALLEL_MIN_WORK // n_weights // len(X) + 1, 1)).astype(dtype)
             for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
                 for solver in ("adam", "lbfgs"):
                     clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver,
                                         batch_size=16, max_iter=2, random_state=0)
                     clf.fit(data, y).predict_proba(data)
+                clf.predict_proba(big)
         seconds[dtype.name] = time.perf_counter() - start
     return seconds

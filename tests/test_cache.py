@@ -24,7 +24,11 @@ clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, random_state=0, batch_
 clf.fit(X.astype(dtype), y)
 np.save(sys.argv[2], clf.predict_proba(X.astype(dtype)))
 print("FILE", fastmlp.__file__)
-print("HITS", sum(_engine.train_epoch.stats.cache_hits.values()))
+print("HITS", sum(_engine.train_epoch_dense.stats.cache_hits.values()))
+from fastmlp import _kernels, _linalg
+sparse = (_linalg.csr_linear_forward, _linalg.csc_linear_grad, _kernels.gather_csr,
+          _kernels.csr_to_csc, _engine.train_epoch_sparse, _engine.predict_rows_sparse)
+print("SPARSE", sum(len(k.overloads) for k in sparse))
 """
 
 
@@ -91,7 +95,7 @@ def test_keyed_cache_file_survives_interleaved_writers(tmp_path):
 def test_our_kernels_use_the_keyed_writer():
     from fastmlp import _engine, _kernels, _linalg
 
-    for kernel in (_engine.train_epoch, _kernels.loss_grad, _linalg.linear_forward):
+    for kernel in (_engine.train_epoch_dense, _engine.train_epoch_sparse, _kernels.loss_grad, _linalg.linear_forward):
         assert type(kernel._cache._cache_file) is _jit._KeyedCacheFile
 
 
@@ -105,6 +109,9 @@ def test_processes_filling_one_cache_at_once(tmp_path):
     for p in racers:
         out, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-3000:]
+        # they compiled from an empty cache: a dense fit and prediction
+        # compile none of the sparse-input kernels (their branches are pruned)
+        assert "SPARSE 0" in out, out
     for i, dt in enumerate(["32", "64"]):
         res = _run([dt, str(tmp_path / f"load{i}.npy")], env)
         assert res.returncode == 0, res.stderr[-3000:]

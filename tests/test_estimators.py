@@ -438,7 +438,8 @@ def test_small_predictions_take_serial_kernel_with_same_bits(kind, activation, d
         return wrapper
 
     monkeypatch.setattr(_engine, "predict_serial", spy("serial", _engine.predict_serial))
-    monkeypatch.setattr(_engine, "predict_rows", spy("parallel", _engine.predict_rows))
+    monkeypatch.setattr(_engine, "predict_rows_dense",
+                        spy("parallel", _engine.predict_rows_dense))
     out = est.predict_proba if kind != "squared" and kind != "poisson" else est.predict
     big = out(X)
     assert calls == {"serial": 0, "parallel": 1}

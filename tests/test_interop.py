@@ -124,7 +124,7 @@ class ProbeMLP(MLPClassifier):
                 super().fit(X, y, sample_weight=sample_weight)
         finally:
             numba.set_num_threads = original
-        stats = _engine.train_epoch.stats
+        stats = _engine.train_epoch_dense.stats
         self.probe_ = {
             "pid": os.getpid(),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
@@ -144,8 +144,8 @@ PROBE = dict(hidden_layer_sizes=(512,), max_iter=2, batch_size=200, random_state
 
 
 def _cache_available():
-    return getattr(_engine.train_epoch, "_cache", None) is not None and type(
-        _engine.train_epoch._cache).__name__ != "NullCache"
+    return getattr(_engine.train_epoch_dense, "_cache", None) is not None and type(
+        _engine.train_epoch_dense._cache).__name__ != "NullCache"
 
 
 def test_threads_in_loky_workers_are_bounded(digits):

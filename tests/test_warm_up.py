@@ -67,9 +67,10 @@ def test_warm_up_covers_every_configuration():
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)
     assert set(result["seconds"]) == {"float64"}
-    assert result["ready"]["fastmlp._engine.train_epoch"] == 1
+    for variant in ("dense", "sparse"):
+        assert result["ready"][f"fastmlp._engine.train_epoch_{variant}"] == 1
+        assert result["ready"][f"fastmlp._engine.predict_rows_{variant}"] == 1
     assert result["ready"]["fastmlp._kernels.predict_serial"] == 1
-    assert result["ready"]["fastmlp._engine.predict_rows"] == 1
     assert result["after"] == result["ready"]
 
 
