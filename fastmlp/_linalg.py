@@ -76,6 +76,7 @@ CP = 512  # output columns per task
 KC_BYTES = 512  # reduction block: KC_BYTES // itemsize rows of B
 SMALL_M = 16  # outputs narrower than this take the transposed paths
 SMALL_RB = 128  # target batch rows (or input features) per task there
+TB = 64  # rows of W per task of transpose (64 elements: whole cache lines of WT)
 
 
 @jit()
@@ -426,12 +427,17 @@ def csc_linear_grad(data, rows, colptr, D, W, alpha, sw_sum, dW, db):
 
 @jit(parallel=True)
 def transpose(W, WT):
-    """Write ``WT = W.T``. W : (k, m); WT : (m, k)."""
-    k, m = W.shape
-    for c in prange(m):
-        wt = WT[c]
-        for j in range(k):
-            wt[j] = W[j, c]
+    """Write ``WT = W.T``. W : (k, m); WT : (m, k).
+
+    Tasks own blocks of TB rows of ``W`` (columns of ``WT``), read row by
+    row (:func:`_transpose_rows`). One task per column of ``WT`` reading
+    ``W`` down its columns was 2-4x slower on 256-512-wide layers (e.g.
+    512 x 512 float64: 1040 us vs 250 us on one thread; float32 648 vs 215).
+    """
+    k = W.shape[0]
+    for t in prange((k + TB - 1) // TB):
+        r0 = t * TB
+        _transpose_rows(W, WT, r0, min(r0 + TB, k), r0)
 
 
 @jit(parallel=True)

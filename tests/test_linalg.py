@@ -70,6 +70,18 @@ def _all(A, W, b, D):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_transpose_on_awkward_shapes(dtype):
+    # blocks of TB rows of W, 8 at a time, with every kind of remainder
+    rng = np.random.default_rng(3)
+    for k in (1, 7, 8, 9, _linalg.TB - 1, _linalg.TB, _linalg.TB + 1, 3 * _linalg.TB + 13):
+        for m in (1, 5, 10, 33):
+            W = rng.normal(size=(k, m)).astype(dtype)
+            WT = np.full((m, k), np.nan, dtype)
+            _linalg.transpose(W, WT)
+            np.testing.assert_array_equal(WT, W.T)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_primitives_match_numpy(shape, dtype):
     n, k, m = shape
