@@ -18,6 +18,12 @@ Every kernel is ``@njit`` with
   float32 code). fastmlp names each data file after its key and writes the
   data before the index, so every index entry points at code compiled for
   that key.
+* Every kernel's cache entry is also keyed on the contents of all kernel
+  source files (:data:`SOURCES_STAMP`). Numba checks only the timestamp of
+  the file that defines a function, but a compiled kernel contains the
+  machine code of everything it calls or inlines from other files: after
+  an edit of ``_linalg.py`` alone, ``_engine``'s epoch kernels would load
+  stale code from the cache.
 * ``fastmath={'contract'}`` only: lets LLVM fuse ``a * b + c`` into one FMA,
   which doubles the arithmetic peak of the matrix loops. No ``nnan``/``ninf``
   (non-finite checks must stay meaningful) and no ``reassoc`` (a reduction's
@@ -25,6 +31,7 @@ Every kernel is ``@njit`` with
 """
 
 import hashlib
+import os
 
 from numba import njit
 
@@ -34,6 +41,27 @@ except ImportError:  # pragma: no cover - a Numba without this class
     IndexDataCacheFile = object
 
 _OPTIONS = dict(nogil=True, error_model="numpy", fastmath={"contract"})
+
+# The modules whose code ends up inside compiled kernels.
+KERNEL_SOURCES = ("_activations.py", "_codes.py", "_engine.py", "_jit.py", "_kernels.py",
+                  "_linalg.py", "_optim.py")
+
+
+def sources_stamp(directory=os.path.dirname(os.path.abspath(__file__))):
+    """A digest of the kernel source files in ``directory`` (a missing file
+    counts as empty): any edit of any of them changes it."""
+    digest = hashlib.sha256()
+    for name in KERNEL_SOURCES:
+        digest.update(name.encode())
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                digest.update(hashlib.sha256(f.read()).digest())
+        except OSError:
+            pass
+    return digest.hexdigest()
+
+
+SOURCES_STAMP = sources_stamp()
 
 
 class _KeyedCacheFile(IndexDataCacheFile):
@@ -59,6 +87,8 @@ def _use_keyed_cache_file(dispatcher):
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     if type(cache_file) is IndexDataCacheFile:
         cache_file.__class__ = _KeyedCacheFile
+        # an index saved under another stamp loads as empty: recompile
+        cache_file._source_stamp = (cache_file._source_stamp, SOURCES_STAMP)
     return dispatcher
 
 

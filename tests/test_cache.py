@@ -99,6 +99,37 @@ def test_our_kernels_use_the_keyed_writer():
         assert type(kernel._cache._cache_file) is _jit._KeyedCacheFile
 
 
+def test_cache_entries_are_keyed_on_every_kernel_source(tmp_path):
+    """An edit of any kernel module invalidates every kernel's cache entry:
+    the epoch kernel contains _linalg's code, but Numba alone would only
+    notice edits of _engine.py (where it is defined)."""
+    from fastmlp import _activations, _engine, _kernels, _linalg, _optim
+
+    for mod in (_activations, _engine, _kernels, _linalg, _optim):
+        for obj in vars(mod).values():
+            cache_file = getattr(getattr(obj, "_cache", None), "_cache_file", None)
+            if cache_file is not None:
+                assert cache_file._source_stamp[1] == _jit.SOURCES_STAMP, obj
+
+    package = os.path.dirname(_jit.__file__)
+    copy = tmp_path / "fastmlp"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _jit.sources_stamp(str(copy)) == _jit.SOURCES_STAMP
+    for name in _jit.KERNEL_SOURCES:
+        path = copy / name
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        assert _jit.sources_stamp(str(copy)) != _jit.SOURCES_STAMP, name
+        path.write_bytes(original)
+    assert _jit.sources_stamp(str(copy)) == _jit.SOURCES_STAMP
+
+    # a saved index whose stamp differs loads as empty (the kernel recompiles)
+    old = _jit._KeyedCacheFile(str(tmp_path), "k-1", ("own", "old sources"))
+    old.save("key", "code")
+    assert old.load("key") == "code"
+    assert _jit._KeyedCacheFile(str(tmp_path), "k-1", ("own", "new sources")).load("key") is None
+
+
 @pytest.mark.slow
 def test_processes_filling_one_cache_at_once(tmp_path):
     """Racing writers of both dtypes, then readers: no crash, same results."""
