@@ -13,8 +13,8 @@ and what costs is LLVM re-optimising and re-generating machine code: Numba
 links a callee's whole module into each compiled caller and optimises and
 generates code for the result again, so a kernel called through three
 levels of compiled functions is compiled four times over. Two measures keep
-the first dense adam fit small (measured on the 2-core machine of
-bench/README.md, from ~43 s to ~34 s):
+the first dense adam fit smaller (on the 2-core machine of bench/README.md,
+old and new code side by side: 31-35 s against 36-41 s):
 
 * the sequencing kernels (:func:`._kernels.forward`, ``loss_grad``,
   ``predict``) are inlined into the epoch and prediction kernels at Numba IR
@@ -76,8 +76,9 @@ def _specialise(func, name, sparse):
     """Compile ``func`` (a closure over the constant ``sparse``) as its own
     kernel named ``name``: Numba prunes the ``if sparse`` branches it does
     not take, here and in the inlined kernels, so a dense fit never compiles
-    the sparse kernels and a sparse fit never compiles the dense gathers.
-    The name keeps the variants' cache files apart."""
+    the sparse-input kernels (CSR gather, CSR-to-CSC, the CSR forward and
+    CSC gradient of the first layer). The name keeps the variants' cache
+    files apart."""
     func.__name__ = func.__qualname__ = name
     func.__doc__ = func.__doc__.replace("{input}", "CSR" if sparse else "dense")
     return jit()(func)
@@ -409,8 +410,9 @@ class FullBatchObjective:
         self.theta[...] = x
         loss = loss_grad(self.theta, self.grad, L.units, L.w_off, L.b_off, net.acts_code,
                          net.head, self.hyper[H_ALPHA], self.hyper[H_LOG_EPS],
-                         self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y, self.sw, self.inputs.n_rows,
-                         self.acts, self.deltas, self.a_off, self.wt, self.row_loss)
+                         self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y,
+                         self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
+                         self.wt, self.row_loss)
         return loss, self.grad.astype(np.float64)
 
 
