@@ -78,9 +78,9 @@ def main(argv=None):
     if args.command == "demo":
         demo(max_iter=args.max_iter, repeats=args.repeats)
     elif args.command == "warm-up":
-        from fastmlp import warm_up
+        from fastmlp._warmup import _DTYPES, warm_up
 
-        for name, s in warm_up(args.dtype or ("float64", "float32")).items():
+        for name, s in warm_up(args.dtype or _DTYPES).items():
             print(f"{name}: kernels ready in {s:.1f} s")
     return 0
 

@@ -56,13 +56,13 @@ def warm_up(dtypes=_DTYPES):
             # Dense and sparse inputs have kernels of their own; a small
             # dense prediction takes the serial kernel, a large one the
             # chunked parallel kernel.
-            n_weights = 4 * 16 + 16 * 3
-            big = np.tile(X, (PARALLEL_MIN_WORK // n_weights // len(X) + 1, 1)).astype(dtype)
             for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
                 for solver in ("adam", "lbfgs"):
                     clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver,
                                         batch_size=16, max_iter=2, random_state=0)
                     clf.fit(data, y).predict_proba(data)
-                clf.predict_proba(big)
+            n_weights = sum(w.size for w in clf.coefs_)
+            clf.predict_proba(np.tile(X, (PARALLEL_MIN_WORK // n_weights // len(X) + 1, 1))
+                              .astype(dtype))
         seconds[dtype.name] = time.perf_counter() - start
     return seconds
