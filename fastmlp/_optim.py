@@ -6,6 +6,14 @@ says, and a vectorised body and its scalar tail may round differently, so
 results would change with the number of threads. Fixed blocks make every
 element's arithmetic independent of the thread count.
 
+Each block's loop indexes slices from 0 (``th = theta[lo:hi]``; ``for i in
+range(hi - lo)``). Indexing the whole arrays with ``range(lo, hi)`` keeps
+the loop scalar: Numba cannot prove an index that starts at a run-time
+``lo`` is non-negative, so every access keeps its negative-index
+wraparound select and LLVM does not vectorise the loop. Measured on W2's
+93k parameters: Adam 435 -> 35 us per step (float32), 447 -> ~110-185 us
+(float64), with scalar ``vsqrtsd``/``vdivsd`` replaced by their packed forms.
+
 Formulas and their order of operations are scikit-learn's
 (``_stochastic_optimizers.py``). Scalars arrive already cast to the
 parameter dtype so float32 buffers are updated in float32.
@@ -31,16 +39,19 @@ def sgd_step(theta, grad, velocity, lr, momentum, nesterov):
     for blk in prange((P + BLOCK - 1) // BLOCK):
         lo = blk * BLOCK
         hi = min(lo + BLOCK, P)
+        th = theta[lo:hi]
+        g = grad[lo:hi]
+        vel = velocity[lo:hi]
         if nesterov:
-            for i in range(lo, hi):
-                v = momentum * velocity[i] - lr * grad[i]
-                velocity[i] = v
-                theta[i] += momentum * v - lr * grad[i]
+            for i in range(hi - lo):
+                v = momentum * vel[i] - lr * g[i]
+                vel[i] = v
+                th[i] += momentum * v - lr * g[i]
         else:
-            for i in range(lo, hi):
-                v = momentum * velocity[i] - lr * grad[i]
-                velocity[i] = v
-                theta[i] += v
+            for i in range(hi - lo):
+                v = momentum * vel[i] - lr * g[i]
+                vel[i] = v
+                th[i] += v
 
 
 @jit(parallel=True)
@@ -55,13 +66,17 @@ def adam_step(theta, grad, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_
     for blk in prange((P + BLOCK - 1) // BLOCK):
         lo = blk * BLOCK
         hi = min(lo + BLOCK, P)
-        for i in range(lo, hi):
-            g = grad[i]
-            mi = beta1 * m[i] + one_minus_beta1 * g
-            vi = beta2 * v[i] + one_minus_beta2 * (g * g)
-            m[i] = mi
-            v[i] = vi
-            theta[i] += (-lr_t * mi) / (np.sqrt(vi) + eps)
+        th = theta[lo:hi]
+        gr = grad[lo:hi]
+        mb = m[lo:hi]
+        vb = v[lo:hi]
+        for i in range(hi - lo):
+            g = gr[i]
+            mi = beta1 * mb[i] + one_minus_beta1 * g
+            vi = beta2 * vb[i] + one_minus_beta2 * (g * g)
+            mb[i] = mi
+            vb[i] = vi
+            th[i] += (-lr_t * mi) / (np.sqrt(vi) + eps)
 
 
 @jit()
