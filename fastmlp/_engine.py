@@ -88,7 +88,7 @@ def _make_train_epoch(sparse):
     def train_epoch(theta, grad, state1, state2, step, units, w_off, b_off, acts_code,
                     head, solver, nesterov, hyper, lr_init64, beta1_64, beta2_64,
                     X, xd, xi, xp, Y, sw, idx, shuffled, batch_size,
-                    Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, wt, row_loss):
+                    Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, row_loss):
         """Run one epoch of mini-batch training on {input} input in place;
         return the loss sum.
 
@@ -118,7 +118,7 @@ def _make_train_epoch(sparse):
                 swb[r] = sw[idx[start + r]]
             loss = loss_grad(theta, grad, units, w_off, b_off, acts_code, head,
                              hyper[H_ALPHA], hyper[H_LOG_EPS], sparse, xin, bd, bi,
-                             bp[: n + 1], cd, cr, cp, Yb, swb, n, acts, deltas, a_off, wt,
+                             bp[: n + 1], cd, cr, cp, Yb, swb, n, acts, deltas, a_off,
                              row_loss)
             total += loss * n
             if solver == SGD:
@@ -205,10 +205,6 @@ class Network:
             a_off.flags.writeable = False
             found = self._offsets[n_rows] = (a_off, int(sizes.sum()))
         return found
-
-    def max_weight_count(self):
-        u = self.layout.units
-        return int(max(u[i] * u[i + 1] for i in range(len(u) - 1)))
 
 
 _EMPTY = {dt: np.zeros(0, dtype=dt) for dt in (np.float32, np.float64, np.int64)}
@@ -319,7 +315,6 @@ class StochasticTrainer:
         self.a_off, size = net.work_offsets(bs)
         self.acts = np.zeros(size, dtype=dt)
         self.deltas = np.zeros(size, dtype=dt)
-        self.wt = np.zeros(net.max_weight_count(), dtype=dt)
         self.row_loss = np.zeros(bs, dtype=np.float64)
         self.Yb = np.zeros((bs, self.Y.shape[1]), dtype=dt)
         self.swb = np.zeros(bs, dtype=dt)
@@ -371,7 +366,7 @@ class StochasticTrainer:
             self.learning_rate_init, self.beta_1, self.beta_2, *inp.args(), self.Y,
             self.sw, np.ascontiguousarray(idx, dtype=np.int64), bool(shuffled),
             self.batch_size, self.Xb, self.bd, self.bi, self.bp, self.cd, self.cr,
-            self.cp, self.Yb, self.swb, self.acts, self.deltas, self.a_off, self.wt,
+            self.cp, self.Yb, self.swb, self.acts, self.deltas, self.a_off,
             self.row_loss)
         return total / idx.shape[0]
 
@@ -395,7 +390,6 @@ class FullBatchObjective:
         self.a_off, size = net.work_offsets(n)
         self.acts = np.zeros(size, dtype=dt)
         self.deltas = np.zeros(size, dtype=dt)
-        self.wt = np.zeros(net.max_weight_count(), dtype=dt)
         self.row_loss = np.zeros(n, dtype=np.float64)
         self.theta = np.zeros(net.layout.size, dtype=dt)
         self.grad = np.zeros(net.layout.size, dtype=dt)
@@ -412,7 +406,7 @@ class FullBatchObjective:
                          net.head, self.hyper[H_ALPHA], self.hyper[H_LOG_EPS],
                          self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y,
                          self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
-                         self.wt, self.row_loss)
+                         self.row_loss)
         return loss, self.grad.astype(np.float64)
 
 
@@ -421,7 +415,7 @@ def predict_serial_output(net, theta, X):
 
     X : C-contiguous, writeable ndarray of the parameter dtype (Numba types
     read-only arrays apart, which would compile the kernel again).
-    Same result, bit for bit, as :func:`predict_output`; meant for inputs
+    The same result as :func:`predict_output` to rounding; meant for inputs
     below the parallel threshold, where thread launches dominate.
     """
     L = net.layout

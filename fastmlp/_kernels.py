@@ -27,7 +27,6 @@ from ._linalg import (
     linear_backward,
     linear_forward,
     linear_grad,
-    transpose,
 )
 
 
@@ -224,7 +223,7 @@ def l2_sum(theta, units, w_off):
 @jit(inline="always")
 def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
               is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n,
-              acts, deltas, a_off, wt, row_loss):
+              acts, deltas, a_off, row_loss):
     """Loss of ``n`` rows and its gradient with respect to ``theta``.
 
     Returns scikit-learn's batch loss: the ``sw``-weighted average of the
@@ -232,7 +231,6 @@ def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
     gradient, same layout as ``theta``, into ``grad``. The input is ``X``
     (n, k) when dense, else CSR ``(xd, xi, xp)`` for the forward pass and the
     same matrix in CSC form ``(cd, cr, cp)`` for the first weight gradient.
-    ``wt`` is scratch of at least the largest layer's weight count.
     """
     L = w_off.shape[0]
     forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off)
@@ -260,10 +258,8 @@ def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
         else:
             A = block_view(acts, a_off, l - 1, n, units[l])
             linear_grad(A, D, W, alpha, sw_sum, dW, db)
-            WT = wt[: units[l] * units[l + 1]].reshape((units[l + 1], units[l]))
-            transpose(W, WT)
             Dprev = block_view(deltas, a_off, l - 1, n, units[l])
-            linear_backward(D, WT, A, acts_code[l - 1], Dprev)
+            linear_backward(D, W, A, acts_code[l - 1], Dprev)
     return loss
 
 
@@ -287,9 +283,12 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
 
     For predictions too small to split between threads (one row, a handful):
     the parallel kernels' task launches and the work-buffer setup cost more
-    than the arithmetic there. Each output element is summed exactly as the
-    parallel kernels sum it (from the bias, in increasing input index, one
-    fused multiply-add per term), so a row gets the same bits either way.
+    than the arithmetic there. Each output element is summed from the bias
+    in increasing input index, one fused multiply-add per term; the parallel
+    kernels call BLAS, which may sum in another order, so a row agrees with
+    its prediction in a large batch to rounding (as scikit-learn's
+    predictions of one row and of a batch do). A given row always gets the
+    same bits here.
 
     X : (n, units[0]) dense input; out : (n, units[-1]), written;
     z0, z1 : work vectors of at least ``max(units[1:])`` elements.

@@ -28,6 +28,7 @@ fit or prediction in such a child raises a clear error instead.
 import ctypes
 import os
 import sys
+import threading
 from contextlib import contextmanager
 
 import numba
@@ -76,14 +77,99 @@ def resolve_threads(n_threads, work):
     return max(1, wanted)
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = []
+_BLAS_SETTERS = None
+
+
+class _BlasThreads:
+    """Get and set one BLAS library's thread count.
+
+    OpenBLAS (0.3.30 and 0.3.31 measured here) ignores
+    ``openblas_set_num_threads`` called from any thread but the main one, so
+    a fit in a worker thread (joblib's threading backend, a thread pool)
+    would run its BLAS calls on OpenBLAS's threads, whose split of the work
+    changes the results' last bits. ``openblas_set_num_threads_local``, where
+    the library has it, takes effect from any thread; threadpoolctl's setter
+    is the fallback.
+    """
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.local = None
+        if lib.internal_api == "openblas":
+            so = ctypes.CDLL(lib.filepath)
+            prefix = getattr(lib, "_symbol_prefix", "")
+            suffix = getattr(lib, "_symbol_suffix", "")
+            for name in {f"{prefix}openblas_set_num_threads_local{suffix}",
+                         "openblas_set_num_threads_local"}:
+                fn = getattr(so, name, None)
+                if fn is not None:
+                    fn.argtypes = [ctypes.c_int]
+                    fn.restype = ctypes.c_int
+                    self.local = fn
+                    break
+
+    def set(self, n):
+        """Set the count to ``n``; return the previous one."""
+        if self.local is not None:
+            return self.local(n)
+        old = self.lib.num_threads
+        self.lib.set_num_threads(n)
+        return old
+
+
+def _blas_setters():
+    """One :class:`_BlasThreads` per BLAS library loaded in the process
+    (looked up once: scipy's, which the kernels call, is loaded by then)."""
+    global _BLAS_SETTERS
+    if _BLAS_SETTERS is None:
+        from threadpoolctl import ThreadpoolController
+
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        _BLAS_SETTERS = [_BlasThreads(lib) for lib in libs]
+    return _BLAS_SETTERS
+
+
+@contextmanager
+def single_threaded_blas():
+    """Run the body with every BLAS library on one thread, then restore.
+
+    The kernels call BLAS from inside Numba's parallel loops, one call per
+    task: an OpenBLAS thread pool there would oversubscribe the cores, and
+    its split of the work would make results depend on its thread count.
+    BLAS thread counts are process-wide, so concurrent users (several Python
+    threads fitting or predicting at once) share one setting: the first sets
+    it, the last restores it.
+    """
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = [(b, b.set(1)) for b in _blas_setters()]
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for b, n in _blas_saved:
+                    if n != 1:
+                        b.set(n)
+                _blas_saved = []
+
+
 @contextmanager
 def threads(count):
-    """Run the body with Numba's thread count set to ``count``, then restore."""
+    """Run the body with Numba's thread count set to ``count`` and BLAS on
+    one thread (:func:`single_threaded_blas`), then restore both."""
     check_fork_safety()
     old = numba.get_num_threads()
     numba.set_num_threads(count)
     try:
-        yield
+        with single_threaded_blas():
+            yield
     finally:
         numba.set_num_threads(old)
 

