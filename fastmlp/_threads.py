@@ -218,9 +218,14 @@ _OMP_USED_BEFORE_FORK = False
 
 
 def _after_fork_in_child():
-    global _OMP_USED_BEFORE_FORK
+    global _OMP_USED_BEFORE_FORK, _blas_lock, _blas_users, _blas_saved
     if _numba_parallel._is_initialized and numba.threading_layer() == "omp":
         _OMP_USED_BEFORE_FORK = True
+    # Another thread of the parent may have held the lock or been inside a
+    # fit at the fork: the child has only this thread, so start afresh.
+    _blas_lock = threading.Lock()
+    _blas_users = 0
+    _blas_saved = []
 
 
 if hasattr(os, "register_at_fork"):

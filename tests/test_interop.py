@@ -307,6 +307,46 @@ def test_blas_held_to_one_thread_during_kernels_then_restored(where):
         assert seen["after"] == before == counts()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_child_forked_during_a_fit_in_another_thread_can_fit():
+    # The BLAS thread setting is guarded by a lock that a fit in another
+    # thread holds when the parent forks; the child must not inherit it held.
+    import time
+
+    from fastmlp import _threads
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _threads.threads(1):
+            with _threads._blas_lock:  # as if mid-way through entering
+                inside.set()
+                release.wait()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    inside.wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        with _threads.single_threaded_blas():
+            pass
+        os._exit(0)
+    release.set()
+    t.join()
+    for _ in range(200):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child deadlocked on the BLAS lock")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_fits_in_four_threads_equal_serial():
     X, y = make_classification(n_samples=800, n_features=64, n_informative=20,
                                n_classes=3, random_state=0)
