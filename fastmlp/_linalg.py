@@ -200,34 +200,34 @@ def _check(X, rows, cols):
 
 
 @jit()
-def _activate_rows(Z, r0, r1, c0, c1, act):
-    """``act`` on ``Z[r0:r1, c0:c1]``; ReLU as a (vectorising) select."""
+def _activate_rows(Z, r0, r1, act):
+    """``act`` on ``Z[r0:r1]``; ReLU as a (vectorising) select."""
     if act == RELU:
         zero = Z.dtype.type(0)
         for r in range(r0, r1):
-            z = Z[r, c0:c1]
-            for c in range(c1 - c0):
+            z = Z[r]
+            for c in range(z.shape[0]):
                 v = z[c]
                 z[c] = zero if v < zero else v
     else:
         for r in range(r0, r1):
-            activate(Z[r, c0:c1], act)
+            activate(Z[r], act)
 
 
 @jit()
-def _derivative_rows(Aprev, D, r0, r1, c0, c1, act):
-    """Multiply ``D[r0:r1, c0:c1]`` by ``act``'s derivative, given outputs."""
+def _derivative_rows(Aprev, D, r0, r1, act):
+    """Multiply ``D[r0:r1]`` by ``act``'s derivative, given outputs."""
     if act == RELU:
         zero = D.dtype.type(0)
         for r in range(r0, r1):
-            a = Aprev[r, c0:c1]
-            d = D[r, c0:c1]
-            for c in range(c1 - c0):
+            a = Aprev[r]
+            d = D[r]
+            for c in range(d.shape[0]):
                 v = d[c]
                 d[c] = zero if a[c] == zero else v
     else:
         for r in range(r0, r1):
-            derivative(Aprev[r, c0:c1], D[r, c0:c1], act)
+            derivative(Aprev[r], D[r], act)
 
 
 @jit(parallel=True)
@@ -246,7 +246,6 @@ def linear_forward(A, W, b, Z, act):
     _check(Z, n, m)
     if b.shape[0] != m:
         raise ValueError("fastmlp: matrix shapes do not match")
-    zero = np.int64(0)
     n_rt = _n_tasks(n, np.int64(BR))
     for t in prange(n_rt):
         r0, r1 = _task_rows(np.int64(t), n_rt, n)
@@ -255,7 +254,7 @@ def linear_forward(A, W, b, Z, act):
             for c in range(m):
                 z[c] = b[c]
         _mm(_N, _N, r1 - r0, m, k, A, r0 * k, k, W, 0, m, 1.0, Z, r0 * m, m)
-        _activate_rows(Z, r0, r1, zero, m, act)
+        _activate_rows(Z, r0, r1, act)
 
 
 @jit(parallel=True)
@@ -280,17 +279,17 @@ def csr_linear_forward(data, indices, indptr, W, b, Z, act):
 
 
 @jit()
-def _bias_grad(D, sw_sum, db, c0, c1):
-    """``db[c0:c1] = D[:, c0:c1].sum(axis=0) / sw_sum``, rows in order."""
-    g = db[c0:c1]
-    for c in range(c1 - c0):
-        g[c] = 0
+def _bias_grad(D, sw_sum, db):
+    """``db = D.sum(axis=0) / sw_sum``, rows in order."""
+    m = db.shape[0]
+    for c in range(m):
+        db[c] = 0
     for r in range(D.shape[0]):
-        d = D[r, c0:c1]
-        for c in range(c1 - c0):
-            g[c] += d[c]
-    for c in range(c1 - c0):
-        g[c] /= sw_sum
+        d = D[r]
+        for c in range(m):
+            db[c] += d[c]
+    for c in range(m):
+        db[c] /= sw_sum
 
 
 @jit(parallel=True)
@@ -310,7 +309,6 @@ def linear_grad(A, D, W, alpha, sw_sum, dW, db):
     _check(dW, k, m)
     if db.shape[0] != m:
         raise ValueError("fastmlp: matrix shapes do not match")
-    zero = np.int64(0)
     n_jt = _n_tasks(k, np.int64(BR))
     for t in prange(n_jt):
         j0, j1 = _task_rows(np.int64(t), n_jt, k)
@@ -323,7 +321,7 @@ def linear_grad(A, D, W, alpha, sw_sum, dW, db):
             for c in range(m):
                 g[c] = (g[c] + alpha * w[c]) / sw_sum
         if t == 0:
-            _bias_grad(D, sw_sum, db, zero, m)
+            _bias_grad(D, sw_sum, db)
 
 
 @jit(parallel=True)
@@ -335,10 +333,9 @@ def csc_linear_grad(data, rows, colptr, D, W, alpha, sw_sum, dW, db):
     """
     k = colptr.shape[0] - 1
     m = D.shape[1]
-    zero = np.int64(0)
     for j in prange(k + 1):
         if j == k:
-            _bias_grad(D, sw_sum, db, zero, m)
+            _bias_grad(D, sw_sum, db)
         else:
             g = dW[j]
             for c in range(m):
@@ -366,9 +363,8 @@ def linear_backward(D, W, Aprev, act, Dprev):
     _check(W, k, m)
     _check(Aprev, n, k)
     _check(Dprev, n, k)
-    zero = np.int64(0)
     n_rt = _n_tasks(n, np.int64(BR))
     for t in prange(n_rt):
         r0, r1 = _task_rows(np.int64(t), n_rt, n)
         _mm(_N, _T, r1 - r0, k, m, D, r0 * m, m, W, 0, m, 0.0, Dprev, r0 * k, k)
-        _derivative_rows(Aprev, Dprev, r0, r1, zero, k, act)
+        _derivative_rows(Aprev, Dprev, r0, r1, act)

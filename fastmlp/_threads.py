@@ -84,7 +84,7 @@ _BLAS_SETTERS = None
 
 
 class _BlasThreads:
-    """Get and set one BLAS library's thread count.
+    """Set one BLAS library's thread count.
 
     OpenBLAS (0.3.30 and 0.3.31 measured here) ignores
     ``openblas_set_num_threads`` called from any thread but the main one, so
@@ -102,8 +102,8 @@ class _BlasThreads:
             so = ctypes.CDLL(lib.filepath)
             prefix = getattr(lib, "_symbol_prefix", "")
             suffix = getattr(lib, "_symbol_suffix", "")
-            for name in {f"{prefix}openblas_set_num_threads_local{suffix}",
-                         "openblas_set_num_threads_local"}:
+            for name in (f"{prefix}openblas_set_num_threads_local{suffix}",
+                         "openblas_set_num_threads_local"):
                 fn = getattr(so, name, None)
                 if fn is not None:
                     fn.argtypes = [ctypes.c_int]
