@@ -164,8 +164,9 @@ prime_blas()
 def _n_tasks(n, rows):
     """An even number of tasks of about ``rows`` rows each.
 
-    At most ``n // 4`` tasks, so that with :func:`_task_rows` every task but
-    the first starts at a row > 0.
+    At most ``n // 4`` tasks, so that with :func:`_task_rows` every task owns
+    at least one group of 4 rows (no empty BLAS call) and only the first
+    starts at row 0.
     """
     t = 2 * ((n + 2 * rows - 1) // (2 * rows))
     nq = n // 4
