@@ -1,20 +1,22 @@
-"""Micro-benchmark of the _linalg primitives vs numpy GEMM.
+"""Micro-benchmark of fastmlp._linalg.layer's operations vs numpy GEMM.
 
-usage: python linalg_bench.py MODULE NTHREADS [dense]
-MODULE: linalg_orig | linalg_dev | fastmlp._linalg
+usage: python bench/linalg_bench.py NTHREADS [dense]
 """
-import importlib, sys, time
+import sys, time
 import numpy as np, numba
 from threadpoolctl import threadpool_limits
 
+from fastmlp import _engine
+from fastmlp._codes import ADAM, H_ALPHA, H_LR_T, IDENTITY, NO_STEP
+from fastmlp._linalg import BACKWARD, FORWARD, GRADIENT, layer
+
 if __name__ == "__main__":
-    mod = importlib.import_module(sys.argv[1])
-    nt = int(sys.argv[2])
+    nt = int(sys.argv[1])
     numba.set_num_threads(nt)
     threadpool_limits(nt)
 else:
-    mod = None; nt = 1
-dense = len(sys.argv) > 3 and sys.argv[3] == "dense"
+    nt = 1
+dense = len(sys.argv) > 2 and sys.argv[2] == "dense"
 RELU = 3
 SHAPES = [("digits", 200, 64, 100), ("digits", 200, 100, 10),
           ("W2", 200, 100, 256), ("W2", 200, 256, 256), ("W2", 200, 256, 5),
@@ -44,21 +46,34 @@ def inputs(dt, n, k, m, seed=0):
 
 
 def run_all(dt, n, k, m):
+    """{op: (callable, output array, float64 reference)} for one shape; the
+    gradient's parameters are unchanged (NO_STEP), "adam" steps them."""
     A, W, b, D = inputs(dt, n, k, m)
+    theta = np.concatenate([W.ravel(), b]).astype(dt)
+    wo, bo = 0, k * m
+    grad = np.zeros_like(theta)
+    m1 = np.zeros_like(theta); m2 = np.zeros_like(theta)
     Z = np.empty((n, m), dt)
-    dW = np.empty((k, m), dt); db = np.empty(m, dt)
-    # the hand-written kernels of old took W.T, the BLAS ones take W
-    WT = np.ascontiguousarray(W.T) if hasattr(mod, "transpose") else W
     Dp = np.empty((n, k), dt)
-    alpha = dt(1e-4); sw = dt(n)
-    fwd, grd, bwd = mod.linear_forward, mod.linear_grad, mod.linear_backward
+    hyper = _engine.make_hyper(dt, learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
+                               epsilon=1e-8, alpha=1e-4)
+    hyper[H_LR_T] = 1e-12  # Adam steps that leave theta (almost) as it is
+    sw = dt(n)
+    alpha = float(hyper[H_ALPHA])
+    dW = grad[wo:bo].reshape(k, m); db = grad[bo:]
     return dict(
-        fwd=(lambda: fwd(A, W, b, Z, RELU), Z,
+        fwd=(lambda: layer(FORWARD, theta, theta, theta, theta, wo, bo, A, A, Z, 3, NO_STEP,
+                           False, theta, sw), Z,
              np.maximum(A.astype(float) @ W + b, 0)),
-        grad=(lambda: grd(A, D, W, alpha, sw, dW, db), dW,
-              (A.astype(float).T @ D + float(alpha) * W) / float(sw)),
-        back=(lambda: bwd(D, WT, A, RELU, Dp), Dp,
+        grad=(lambda: layer(GRADIENT, theta, grad, theta, theta, wo, bo, A, D, D, IDENTITY,
+                            NO_STEP, False, hyper, sw), dW,
+              (A.astype(float).T @ D + alpha * W) / float(sw)),
+        back=(lambda: layer(BACKWARD, theta, theta, theta, theta, wo, bo, A, D, Dp, 3, NO_STEP,
+                            False, theta, sw), Dp,
               (D.astype(float) @ W.T.astype(float)) * (A != 0)),
+        adam=(lambda: layer(GRADIENT, theta, grad, m1, m2, wo, bo, A, D, D, IDENTITY, ADAM,
+                            False, hyper, sw), dW,
+              (A.astype(float).T @ D + alpha * W) / float(sw)),
         db=(None, db, D.astype(float).sum(0) / float(sw)),
     )
 
@@ -77,7 +92,7 @@ def main():
           fl = 2 * n * k * m
           row = []
           prims = run_all(dt, n, k, m)
-          for p in ("fwd", "grad", "back"):
+          for p in ("fwd", "grad", "back", "adam"):
               f, arr, ref = prims[p]
               tm, t = med(f, 60)
               f()

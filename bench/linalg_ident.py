@@ -1,8 +1,7 @@
-"""Bit-identity of every primitive across thread counts (1 vs 2)."""
-import importlib, sys
+"""Bit-identity of the layer kernel's operations across thread counts (1 vs 2).
+usage: python bench/linalg_ident.py"""
 import numpy as np, numba
 
-mod = importlib.import_module(sys.argv[1])
 import linalg_bench as lb
 ok = True
 for dt in (np.float32, np.float64):
@@ -10,7 +9,6 @@ for dt in (np.float32, np.float64):
         res = {}
         for nt in (1, 2):
             numba.set_num_threads(nt)
-            lb.mod = mod
             prims = lb.run_all(dt, n, k, m)
             res[nt] = []
             for p in ("fwd", "grad", "back"):

@@ -29,6 +29,10 @@ HEADS = {name: code for code, name in HEAD_NAMES.items()}
 SGD = 0
 ADAM = 1
 SOLVERS = {"sgd": SGD, "adam": ADAM}
+# The gradient kernels apply the optimizer step to each block of weights as
+# soon as its gradient is written; NO_STEP asks for the gradient alone
+# (L-BFGS, which hands the gradient to scipy).
+NO_STEP = -1
 
 # Slots of the ``hyper`` array handed to the update kernels. It has the
 # parameter dtype so that float32 kernels never promote to float64 (Numba
@@ -45,8 +49,3 @@ H_LOG_EPS = 8  # clip bound of the log-loss, finfo(dtype).eps
 H_LR_T = 9  # scratch: Adam's bias-corrected step size, in the dtype
 N_HYPER = 10
 
-# Integer options of the update kernels, in the ``opts`` int64 array.
-O_SOLVER = 0
-O_NESTEROV = 1
-O_HEAD = 2
-N_OPTS = 3

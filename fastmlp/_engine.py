@@ -32,13 +32,16 @@ Extension points (each an addition, not a rewrite):
   per-layer ``acts_code`` array already allows a different one per layer;
 * an output head: a code and a branch in :func:`._kernels.output_activation`
   and :func:`._kernels.output_head`;
-* an optimizer (RMSprop, AdamW, ...): a code, one block-looped kernel in
-  :mod:`._optim` over the flat buffers ``state1``/``state2`` (same layout as
-  ``theta``), and a branch after the gradient in the epoch kernel;
-  decoupled weight decay can use :meth:`Layout.weights_mask`;
+* an optimizer (RMSprop, AdamW, ...): a code and a branch in
+  :func:`._optim.optimizer_step`, over a range of the flat buffers
+  ``state1``/``state2`` (same layout as ``theta``); the gradient kernels
+  call it on each block as soon as its gradient is written. Decoupled
+  weight decay can tell weights from biases by the offsets
+  (:meth:`Layout.weights_mask`);
 * class weights: folded into the sample-weight array, no kernel change;
-* gradient clipping: a norm over ``grad`` before the step in the epoch
-  kernel;
+* gradient clipping: it needs the whole gradient before any step, so
+  ``loss_grad`` with ``NO_STEP``, then a norm over ``grad`` and one
+  :func:`._optim.optimizer_step` over the whole buffer in the epoch kernel;
 * dropout: a per-layer rate array and masks from a counter-based hash of
   (epoch seed, sample index, layer, unit), e.g. splitmix64, so a mask does
   not depend on which thread computes it. The epoch seed comes from the
@@ -57,15 +60,16 @@ from ._codes import (
     H_EPSILON,
     H_LOG_EPS,
     H_LR,
+    H_LR_T,
     H_MOMENTUM,
     H_ONE_MINUS_BETA1,
     H_ONE_MINUS_BETA2,
     N_HYPER,
-    SGD,
+    NO_STEP,
 )
 from ._jit import jit
 from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict, predict_serial
-from ._optim import adam_step, adam_step_size, sgd_step
+from ._optim import adam_step_size
 
 # Rows per chunk in prediction: bounds the work buffers (two layers of
 # PREDICT_CHUNK rows) whatever the number of rows predicted.
@@ -94,10 +98,10 @@ def _make_train_epoch(sparse):
 
         Batches are ``idx[s:s + batch_size]`` in order (``idx`` is the epoch's
         sample order, int64). For each batch: gather its rows, compute the loss
-        and gradient (:func:`fastmlp._kernels.loss_grad`), then take one
-        optimizer step (``solver`` SGD: ``state1`` is the velocity; ADAM:
-        ``state1``/``state2`` are the moments and ``step[0]`` the step count,
-        incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
+        and gradient and take one optimizer step
+        (:func:`fastmlp._kernels.loss_grad`; ``solver`` SGD: ``state1`` is the
+        velocity; ADAM: ``state1``/``state2`` are the moments and ``step[0]``
+        the step count, incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
         batch loss taken before its update, as scikit-learn accumulates it.
         """
         n_samples = idx.shape[0]
@@ -116,19 +120,13 @@ def _make_train_epoch(sparse):
             gather_rows(Y, idx, start, n, Yb)
             for r in range(n):
                 swb[r] = sw[idx[start + r]]
-            loss = loss_grad(theta, grad, units, w_off, b_off, acts_code, head,
-                             hyper[H_ALPHA], hyper[H_LOG_EPS], sparse, xin, bd, bi,
-                             bp[: n + 1], cd, cr, cp, Yb, swb, n, acts, deltas, a_off,
-                             row_loss)
-            total += loss * n
-            if solver == SGD:
-                sgd_step(theta, grad, state1, hyper[H_LR], hyper[H_MOMENTUM], nesterov)
-            else:
+            if solver == ADAM:
                 step[0] += 1
-                lr_t = theta.dtype.type(adam_step_size(lr_init64, beta1_64, beta2_64, step[0]))
-                adam_step(theta, grad, state1, state2, lr_t, hyper[H_BETA1],
-                          hyper[H_ONE_MINUS_BETA1], hyper[H_BETA2], hyper[H_ONE_MINUS_BETA2],
-                          hyper[H_EPSILON])
+                hyper[H_LR_T] = adam_step_size(lr_init64, beta1_64, beta2_64, step[0])
+            loss = loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units,
+                             w_off, b_off, acts_code, head, sparse, xin, bd, bi, bp[: n + 1],
+                             cd, cr, cp, Yb, swb, n, acts, deltas, a_off, row_loss)
+            total += loss * n
         return total
 
     return _specialise(train_epoch, "train_epoch_" + ("sparse" if sparse else "dense"), sparse)
@@ -402,8 +400,8 @@ class FullBatchObjective:
         net = self.net
         L = net.layout
         self.theta[...] = x
-        loss = loss_grad(self.theta, self.grad, L.units, L.w_off, L.b_off, net.acts_code,
-                         net.head, self.hyper[H_ALPHA], self.hyper[H_LOG_EPS],
+        loss = loss_grad(self.theta, self.grad, self.theta, self.theta, NO_STEP, False,
+                         self.hyper, L.units, L.w_off, L.b_off, net.acts_code, net.head,
                          self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y,
                          self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
                          self.row_loss)

@@ -19,15 +19,18 @@ import numpy as np
 from numba import prange
 
 from ._activations import activate
-from ._codes import HEAD_EXP, HEAD_IDENTITY, HEAD_LOGISTIC, HEAD_SOFTMAX, IDENTITY, RELU
-from ._jit import jit
-from ._linalg import (
-    csc_linear_grad,
-    csr_linear_forward,
-    linear_backward,
-    linear_forward,
-    linear_grad,
+from ._codes import (
+    H_ALPHA,
+    H_LOG_EPS,
+    HEAD_EXP,
+    HEAD_LOGISTIC,
+    HEAD_SOFTMAX,
+    IDENTITY,
+    NO_STEP,
+    RELU,
 )
+from ._jit import jit
+from ._linalg import BACKWARD, FORWARD, GRADIENT, csc_linear_grad, csr_linear_forward, layer
 
 
 @jit()
@@ -204,19 +207,20 @@ def forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, 
     ``A @ W + b`` without activation: the head applies it.
     """
     L = w_off.shape[0]
+    one = theta.dtype.type(1)
     for l in range(L):
-        W = coef_view(theta, units, w_off, l)
-        b = intercept_view(theta, units, b_off, l)
         Z = block_view(acts, a_off, l, n, units[l + 1])
         act = acts_code[l] if l < L - 1 else IDENTITY
-        if l == 0:
-            if is_sparse:
-                csr_linear_forward(xd, xi, xp, W, b, Z, act)
-            else:
-                linear_forward(X, W, b, Z, act)
+        if is_sparse and l == 0:
+            W = coef_view(theta, units, w_off, l)
+            b = intercept_view(theta, units, b_off, l)
+            csr_linear_forward(xd, xi, xp, W, b, Z, act)
         else:
-            A = block_view(acts, a_off, l - 1, n, units[l])
-            linear_forward(A, W, b, Z, act)
+            A = X if l == 0 else block_view(acts, a_off, l - 1, n, units[l])
+            # grad, state and hyper arguments are unused by FORWARD: theta
+            # stands in for them, with their types.
+            layer(np.int64(FORWARD), theta, theta, theta, theta, w_off[l], b_off[l], A, A, Z,
+                  act, np.int64(NO_STEP), np.bool_(False), theta, one)
 
 
 @jit()
@@ -259,23 +263,30 @@ def l2_sum(theta, units, w_off):
 
 
 @jit(inline="always")
-def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
-              is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n,
-              acts, deltas, a_off, row_loss):
-    """Loss of ``n`` rows and its gradient with respect to ``theta``.
+def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off, b_off,
+              acts_code, head, is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n, acts, deltas,
+              a_off, row_loss):
+    """Loss of ``n`` rows and its gradient; then, unless ``solver`` is
+    ``NO_STEP``, one optimizer step.
 
     Returns scikit-learn's batch loss: the ``sw``-weighted average of the
-    per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``; writes the
-    gradient, same layout as ``theta``, into ``grad``. The input is ``X``
-    (n, k) when dense, else CSR ``(xd, xi, xp)`` for the forward pass and the
-    same matrix in CSC form ``(cd, cr, cp)`` for the first weight gradient.
+    per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``
+    (``alpha = hyper[H_ALPHA]``), at the parameters before the step; writes
+    the gradient, same layout as ``theta``, into ``grad``. Each layer's
+    step is taken by its gradient kernel (:func:`fastmlp._linalg.layer`)
+    right after its gradient, once the deltas below it no longer need its
+    weights; state1, state2 and hyper are as in
+    :func:`fastmlp._optim.optimizer_step`. The input is ``X`` (n, k) when
+    dense, else CSR ``(xd, xi, xp)`` for the forward pass and the same
+    matrix in CSC form ``(cd, cr, cp)`` for the first weight gradient.
     """
     L = w_off.shape[0]
+    alpha = hyper[H_ALPHA]
     forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off)
     m_out = units[L]
     Zout = block_view(acts, a_off, L - 1, n, m_out)
     Dout = block_view(deltas, a_off, L - 1, n, m_out)
-    output_head(Zout, Y[:n], sw[:n], head, log_eps, Dout, row_loss[:n])
+    output_head(Zout, Y[:n], sw[:n], head, hyper[H_LOG_EPS], Dout, row_loss[:n])
 
     sw_sum = sw[:n].sum()
     total = 0.0
@@ -284,20 +295,20 @@ def loss_grad(theta, grad, units, w_off, b_off, acts_code, head, alpha, log_eps,
     loss = total / sw_sum + 0.5 * alpha * l2_sum(theta, units, w_off) / sw_sum
 
     for l in range(L - 1, -1, -1):
-        W = coef_view(theta, units, w_off, l)
         D = block_view(deltas, a_off, l, n, units[l + 1])
-        dW = coef_view(grad, units, w_off, l)
-        db = intercept_view(grad, units, b_off, l)
-        if l == 0:
-            if is_sparse:
-                csc_linear_grad(cd, cr, cp, D, W, alpha, sw_sum, dW, db)
-            else:
-                linear_grad(X, D, W, alpha, sw_sum, dW, db)
-        else:
+        if l > 0:
+            # before this layer's step changes its weights
             A = block_view(acts, a_off, l - 1, n, units[l])
-            linear_grad(A, D, W, alpha, sw_sum, dW, db)
             Dprev = block_view(deltas, a_off, l - 1, n, units[l])
-            linear_backward(D, W, A, acts_code[l - 1], Dprev)
+            layer(np.int64(BACKWARD), theta, grad, state1, state2, w_off[l], b_off[l], A, D, Dprev,
+                  acts_code[l - 1], solver, nesterov, hyper, sw_sum)
+        if is_sparse and l == 0:
+            csc_linear_grad(cd, cr, cp, D, theta, grad, state1, state2, w_off[0], b_off[0],
+                            solver, nesterov, hyper, sw_sum)
+        else:
+            A = X if l == 0 else block_view(acts, a_off, l - 1, n, units[l])
+            layer(np.int64(GRADIENT), theta, grad, state1, state2, w_off[l], b_off[l], A, D,
+                  D, np.int64(IDENTITY), solver, nesterov, hyper, sw_sum)
     return loss
 
 

@@ -1,8 +1,9 @@
 """Matrix primitives of the training and prediction kernels.
 
-Matrix products. Each dense primitive is a ``prange`` over a FIXED grid of
-row blocks, and each task makes one single-threaded BLAS ``gemm`` call on
-its block (:func:`_mm`: scipy's OpenBLAS through Numba's ``numba_xxgemm``
+One kernel, :func:`layer`, does all the dense work of a layer: its forward
+pass, the propagation of deltas through it, and its gradient followed by
+the optimizer step. It is a ``prange`` over a FIXED grid of row blocks, and
+each task makes one single-threaded BLAS ``gemm`` call on its block (:func:`_mm`: scipy's OpenBLAS through Numba's ``numba_xxgemm``
 helper, the function ``np.dot`` uses inside ``@njit``), then applies the
 bias, activation or derivative to its rows. The grid depends only on the
 array shapes, never on the thread count, and BLAS runs on one thread inside
@@ -31,9 +32,20 @@ operands per call). The hand-written kernels also cost about as much
 compile time as the rest of the training path together.
 
 Tasks. An even number of tasks of about :data:`BR` rows (:func:`_n_tasks`,
-:func:`_task_rows`): two threads get equal work. ``linear_grad`` splits the
-rows of ``dW`` (input features) the same way and its first task also writes
-``db``.
+:func:`_task_rows`): two threads get equal work. The gradient splits the
+rows of ``W`` (input features) the same way; each task then takes the
+optimizer step on its rows (:func:`fastmlp._optim.optimizer_step`) while
+they are in cache, and the last task also does the bias, which follows
+``W`` in the buffer.
+
+One kernel, not one per operation. Each ``prange`` loop costs about a
+second of compilation of its own (Numba builds, optimises and links a
+separate function for its body), and the separate optimizer kernels of
+before added two passes over the whole buffer and two forks and joins per
+batch. With the three matrix kernels and the two optimizer kernels merged
+into :func:`layer`, a first dense adam fit (digits, 2 epochs) from an
+empty cache took 11.5-12.3 s against 13.7-15.3 s (interleaved runs,
+2-core machine of bench/README.md).
 
 Activations are applied per task on the rows it owns; ReLU and its
 derivative as branch-free selects (vectorised): the branchy versions in
@@ -58,10 +70,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._activations import activate, derivative
-from ._codes import RELU
+from ._codes import ADAM, H_ALPHA, N_HYPER, RELU, SGD
 from ._jit import jit
+from ._optim import optimizer_step
 
-BR = 128  # target rows per task (rows of dW for linear_grad)
+BR = 128  # target rows per task (rows of W for the gradient)
 _N = 110  # ord("n"): BLAS "no transpose"
 _T = 116  # ord("t"): BLAS "transpose"
 
@@ -165,8 +178,8 @@ def _n_tasks(n, rows):
     """An even number of tasks of about ``rows`` rows each.
 
     At most ``n // 4`` tasks, so that with :func:`_task_rows` every task owns
-    at least one group of 4 rows (no empty BLAS call) and only the first
-    starts at row 0.
+    at least one group of 4 rows: no empty BLAS call, and only the last
+    ends at row ``n`` (it alone does the bias).
     """
     t = 2 * ((n + 2 * rows - 1) // (2 * rows))
     nq = n // 4
@@ -231,31 +244,118 @@ def _derivative_rows(Aprev, D, r0, r1, act):
             derivative(Aprev[r], D[r], act)
 
 
-@jit(parallel=True)
-def linear_forward(A, W, b, Z, act):
-    """Write ``Z = act(A @ W + b)`` in place.
+@jit()
+def _bias_grad(D, sw_sum, db):
+    """``db = D.sum(axis=0) / sw_sum``, rows in order."""
+    m = db.shape[0]
+    for c in range(m):
+        db[c] = 0
+    for r in range(D.shape[0]):
+        d = D[r]
+        for c in range(m):
+            db[c] += d[c]
+    for c in range(m):
+        db[c] /= sw_sum
 
-    A : (n, k); W : (k, m); b : (m,); Z : (n, m), overwritten; act : int,
-    an activation code (IDENTITY for the output layer, whose head applies
-    its own function). Each task sets its rows of ``Z`` to ``b`` and adds
-    ``A @ W`` to them (BLAS with beta = 1).
+
+@jit()
+def _check_step_buffers(theta, grad, state1, state2, solver, hyper):
+    """Raise unless the gradient and the optimizer state the solver uses
+    cover ``theta``, and ``hyper`` has every slot."""
+    P = theta.shape[0]
+    if grad.shape[0] != P or hyper.shape[0] < N_HYPER:
+        raise ValueError("fastmlp: buffer sizes do not match")
+    if solver == SGD and state1.shape[0] != P:
+        raise ValueError("fastmlp: buffer sizes do not match")
+    if solver == ADAM and (state1.shape[0] != P or state2.shape[0] != P):
+        raise ValueError("fastmlp: buffer sizes do not match")
+
+
+# What :func:`layer` computes.
+FORWARD = 0
+BACKWARD = 1
+GRADIENT = 2
+
+
+@jit(parallel=True)
+def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, nesterov,
+          hyper, sw_sum):
+    """One dense layer's forward pass, delta propagation, or gradient and
+    optimizer step, in place.
+
+    The layer's weights ``W`` (k, m) and bias ``b`` (m,) are the blocks of
+    the flat buffer ``theta`` at ``wo`` and ``bo``. ``op`` says what to do:
+
+    FORWARD
+        ``Out = act(X @ W + b)``. X : (n, k) layer input; Out : (n, m). Each
+        task sets its rows of ``Out`` to ``b`` and adds ``X @ W`` to them
+        (BLAS with beta = 1). ``act`` is IDENTITY for the output layer,
+        whose head applies its own function.
+    BACKWARD
+        ``Out = (D @ W.T) * act'(X)``. D : (n, m) the layer's output deltas;
+        X : (n, k) the previous layer's output, of activation ``act``;
+        Out : (n, k). Call it before the GRADIENT step changes ``W``.
+    GRADIENT
+        The gradient of ``W`` and ``b`` with L2, into the same blocks of
+        ``grad``: ``(X.T @ D + alpha * W) / sw_sum`` and
+        ``D.sum(axis=0) / sw_sum`` (``alpha = hyper[H_ALPHA]``); then
+        :func:`fastmlp._optim.optimizer_step` with ``solver`` on each block
+        as soon as it is written (``NO_STEP``: none). X : (n, k) layer
+        input; D : (n, m). Tasks own rows of ``W`` (input features); the
+        first also does the bias. ``Out`` is not used.
+
+    Arguments an ``op`` does not use must still have the types of the
+    others (pass ``X`` or ``theta`` again), so one compiled kernel per
+    dtype serves all three: one parallel loop instead of three (each costs
+    ~1 s of compilation).
     """
-    n, k = A.shape
-    m = W.shape[1]
-    _check(A, n, k)
-    _check(W, k, m)
-    _check(Z, n, m)
-    if b.shape[0] != m:
-        raise ValueError("fastmlp: matrix shapes do not match")
-    n_rt = _n_tasks(n, np.int64(BR))
-    for t in prange(n_rt):
-        r0, r1 = _task_rows(np.int64(t), n_rt, n)
-        for r in range(r0, r1):
-            z = Z[r]
-            for c in range(m):
-                z[c] = b[c]
-        _mm(_N, _N, r1 - r0, m, k, A, r0 * k, k, W, 0, m, 1.0, Z, r0 * m, m)
-        _activate_rows(Z, r0, r1, act)
+    P = theta.shape[0]
+    n, k = X.shape
+    _check(X, n, k)
+    if op == FORWARD:
+        m = Out.shape[1]
+        _check(Out, n, m)
+    elif op == BACKWARD:
+        m = D.shape[1]
+        _check(D, n, m)
+        _check(Out, n, k)
+    else:
+        m = D.shape[1]
+        _check(D, n, m)
+        _check_step_buffers(theta, grad, state1, state2, solver, hyper)
+    if wo < 0 or bo != wo + k * m or bo + m > P:
+        raise ValueError("fastmlp: layer offsets out of the parameter buffer")
+    rows = k if op == GRADIENT else n
+    n_t = _n_tasks(rows, np.int64(BR))
+    for t in prange(n_t):
+        r0, r1 = _task_rows(np.int64(t), n_t, rows)
+        if op == FORWARD:
+            b = theta[bo:bo + m]
+            for r in range(r0, r1):
+                z = Out[r]
+                for c in range(m):
+                    z[c] = b[c]
+            _mm(_N, _N, r1 - r0, m, k, X, r0 * k, k, theta, wo, m, 1.0, Out, r0 * m, m)
+            _activate_rows(Out, r0, r1, act)
+        elif op == BACKWARD:
+            _mm(_N, _T, r1 - r0, k, m, D, r0 * m, m, theta, wo, m, 0.0, Out, r0 * k, k)
+            _derivative_rows(X, Out, r0, r1, act)
+        else:
+            # grad[W rows r0:r1] = X[:, r0:r1].T @ D
+            _mm(_T, _N, r1 - r0, m, n, X, r0, k, D, 0, m, 0.0, grad, wo + r0 * m, m)
+            lo = wo + r0 * m
+            hi = wo + r1 * m
+            g = grad[lo:hi]
+            w = theta[lo:hi]
+            alpha = hyper[H_ALPHA]
+            # scikit-learn: (A.T @ D + alpha * W) / sw_sum, a true division
+            for i in range(hi - lo):
+                g[i] = (g[i] + alpha * w[i]) / sw_sum
+            if t == n_t - 1:
+                # the bias follows W in the buffer: one step covers both
+                _bias_grad(D, sw_sum, grad[bo:bo + m])
+                hi = bo + m
+            optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper)
 
 
 @jit(parallel=True)
@@ -279,66 +379,29 @@ def csr_linear_forward(data, indices, indptr, W, b, Z, act):
         activate(z, act)
 
 
-@jit()
-def _bias_grad(D, sw_sum, db):
-    """``db = D.sum(axis=0) / sw_sum``, rows in order."""
-    m = db.shape[0]
-    for c in range(m):
-        db[c] = 0
-    for r in range(D.shape[0]):
-        d = D[r]
-        for c in range(m):
-            db[c] += d[c]
-    for c in range(m):
-        db[c] /= sw_sum
-
-
 @jit(parallel=True)
-def linear_grad(A, D, W, alpha, sw_sum, dW, db):
-    """Weight and bias gradients of a layer, L2 included.
+def csc_linear_grad(data, rows, colptr, D, theta, grad, state1, state2, wo, bo, solver,
+                    nesterov, hyper, sw_sum):
+    """:func:`layer`'s GRADIENT for a sparse input given in CSC form.
 
-    Writes ``dW = (A.T @ D + alpha * W) / sw_sum`` and
-    ``db = D.sum(axis=0) / sw_sum`` in place.
-    A : (n, k); D : (n, m); W, dW : (k, m); db : (m,).
-    Tasks own rows of ``dW`` (input features); the first also writes ``db``.
-    """
-    n, k = A.shape
-    m = D.shape[1]
-    _check(A, n, k)
-    _check(D, n, m)
-    _check(W, k, m)
-    _check(dW, k, m)
-    if db.shape[0] != m:
-        raise ValueError("fastmlp: matrix shapes do not match")
-    n_jt = _n_tasks(k, np.int64(BR))
-    for t in prange(n_jt):
-        j0, j1 = _task_rows(np.int64(t), n_jt, k)
-        # dW[j0:j1] = A[:, j0:j1].T @ D
-        _mm(_T, _N, j1 - j0, m, n, A, j0, k, D, 0, m, 0.0, dW, j0 * m, m)
-        for j in range(j0, j1):
-            g = dW[j]
-            w = W[j]
-            # scikit-learn: (A.T @ D + alpha * W) / sw_sum, a true division
-            for c in range(m):
-                g[c] = (g[c] + alpha * w[c]) / sw_sum
-        if t == 0:
-            _bias_grad(D, sw_sum, db)
-
-
-@jit(parallel=True)
-def csc_linear_grad(data, rows, colptr, D, W, alpha, sw_sum, dW, db):
-    """:func:`linear_grad` for a sparse input given in CSC form.
-
-    data, rows, colptr : CSC arrays of the (n, k) input; the rest as in
-    :func:`linear_grad`.
+    data, rows, colptr : CSC arrays of the (n, k) input; D : (n, m); the
+    rest as in :func:`layer`. One task per row of ``W``, and one for the
+    bias; each steps the optimizer on its own block.
     """
     k = colptr.shape[0] - 1
-    m = D.shape[1]
+    n, m = D.shape
+    P = theta.shape[0]
+    _check_step_buffers(theta, grad, state1, state2, solver, hyper)
+    if wo < 0 or bo < 0 or wo + k * m > P or bo + m > P:
+        raise ValueError("fastmlp: layer offsets out of the parameter buffer")
+    alpha = hyper[H_ALPHA]
     for j in prange(k + 1):
         if j == k:
-            _bias_grad(D, sw_sum, db)
+            _bias_grad(D, sw_sum, grad[bo:bo + m])
+            optimizer_step(theta, grad, state1, state2, bo, bo + m, solver, nesterov, hyper)
         else:
-            g = dW[j]
+            lo = wo + j * m
+            g = grad[lo:lo + m]
             for c in range(m):
                 g[c] = 0
             for p in range(colptr[j], colptr[j + 1]):
@@ -346,26 +409,7 @@ def csc_linear_grad(data, rows, colptr, D, W, alpha, sw_sum, dW, db):
                 d = D[rows[p]]
                 for c in range(m):
                     g[c] += a * d[c]
-            w = W[j]
+            w = theta[lo:lo + m]
             for c in range(m):
                 g[c] = (g[c] + alpha * w[c]) / sw_sum
-
-
-@jit(parallel=True)
-def linear_backward(D, W, Aprev, act, Dprev):
-    """Write ``Dprev = (D @ W.T) * act'(Aprev)`` in place.
-
-    D : (n, m); W : (k, m), the layer's weights; Aprev : (n, k), the output
-    of the previous layer's activation ``act``; Dprev : (n, k).
-    """
-    n, m = D.shape
-    k = W.shape[0]
-    _check(D, n, m)
-    _check(W, k, m)
-    _check(Aprev, n, k)
-    _check(Dprev, n, k)
-    n_rt = _n_tasks(n, np.int64(BR))
-    for t in prange(n_rt):
-        r0, r1 = _task_rows(np.int64(t), n_rt, n)
-        _mm(_N, _T, r1 - r0, k, m, D, r0 * m, m, W, 0, m, 0.0, Dprev, r0 * k, k)
-        _derivative_rows(Aprev, Dprev, r0, r1, act)
+            optimizer_step(theta, grad, state1, state2, lo, lo + m, solver, nesterov, hyper)

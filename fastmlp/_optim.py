@@ -1,12 +1,16 @@
-"""Optimizer updates: each one loop over the whole flat parameter buffer.
+"""Optimizer updates on a range of the flat parameter buffer.
 
-The loops run ``prange`` over fixed blocks of ``BLOCK`` elements rather than
-over elements: a ``prange`` over elements is split where the thread count
-says, and a vectorised body and its scalar tail may round differently, so
-results would change with the number of threads. Fixed blocks make every
-element's arithmetic independent of the thread count.
+:func:`optimizer_step` updates the elements ``[lo, hi)`` of ``theta`` and of
+the optimizer state from the same range of ``grad``. It is inlined into the
+gradient kernels of :mod:`fastmlp._linalg`, which call it on each block of
+weights right after writing that block's gradient, while the block is still
+in cache: there is no separate pass over the whole buffer, and no separate
+parallel loop (each ``prange`` costs ~1 s of compilation, and a fork and
+join per batch). Every element's update depends on that element alone, so
+the result does not depend on how the buffer is split, and the blocks are
+fixed by the layer shapes, not by the thread count.
 
-Each block's loop indexes slices from 0 (``th = theta[lo:hi]``; ``for i in
+Each loop indexes slices from 0 (``th = theta[lo:hi]``; ``for i in
 range(hi - lo)``). Indexing the whole arrays with ``range(lo, hi)`` keeps
 the loop scalar: Numba cannot prove an index that starts at a run-time
 ``lo`` is non-negative, so every access keeps its negative-index
@@ -15,61 +19,69 @@ wraparound select and LLVM does not vectorise the loop. Measured on W2's
 (float64), with scalar ``vsqrtsd``/``vdivsd`` replaced by their packed forms.
 
 Formulas and their order of operations are scikit-learn's
-(``_stochastic_optimizers.py``). Scalars arrive already cast to the
-parameter dtype so float32 buffers are updated in float32.
+(``_stochastic_optimizers.py``). Hyperparameters come from the ``hyper``
+array (slots ``H_*`` of :mod:`fastmlp._codes`), which has the parameter
+dtype, so float32 buffers are updated in float32.
 """
 
 import numpy as np
-from numba import prange
 
+from ._codes import (
+    ADAM,
+    H_BETA1,
+    H_BETA2,
+    H_EPSILON,
+    H_LR,
+    H_LR_T,
+    H_MOMENTUM,
+    H_ONE_MINUS_BETA1,
+    H_ONE_MINUS_BETA2,
+    SGD,
+)
 from ._jit import jit
 
-BLOCK = 4096
 
+@jit(inline="always")
+def optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper):
+    """One optimizer step on elements ``[lo, hi)``, in place.
 
-@jit(parallel=True)
-def sgd_step(theta, grad, velocity, lr, momentum, nesterov):
-    """One SGD step with (Nesterov) momentum, in place.
-
-    ``velocity = momentum * velocity - lr * grad``; then ``theta`` grows by
+    ``solver`` SGD: ``state1`` is the velocity;
+    ``velocity = momentum * velocity - lr * grad``, then ``theta`` grows by
     ``momentum * velocity - lr * grad`` when ``nesterov``, else by
-    ``velocity``. theta, grad, velocity : (P,) same dtype.
+    ``velocity``. ADAM: ``state1``/``state2`` are the moments;
+    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``theta -= lr_t m / (sqrt(v) + eps)`` with ``lr_t = hyper[H_LR_T]``,
+    this step's bias-corrected step size. Any other code (``NO_STEP``):
+    nothing. theta, grad, state1 : (P,); state2 : (P,) for ADAM.
+    The caller checks that ``[lo, hi)`` lies inside every buffer used.
     """
-    P = theta.shape[0]
-    for blk in prange((P + BLOCK - 1) // BLOCK):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, P)
+    if solver == SGD:
+        lr = hyper[H_LR]
+        momentum = hyper[H_MOMENTUM]
         th = theta[lo:hi]
-        g = grad[lo:hi]
-        vel = velocity[lo:hi]
+        gs = grad[lo:hi]
+        vel = state1[lo:hi]
         if nesterov:
             for i in range(hi - lo):
-                v = momentum * vel[i] - lr * g[i]
+                v = momentum * vel[i] - lr * gs[i]
                 vel[i] = v
-                th[i] += momentum * v - lr * g[i]
+                th[i] += momentum * v - lr * gs[i]
         else:
             for i in range(hi - lo):
-                v = momentum * vel[i] - lr * g[i]
+                v = momentum * vel[i] - lr * gs[i]
                 vel[i] = v
                 th[i] += v
-
-
-@jit(parallel=True)
-def adam_step(theta, grad, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2, eps):
-    """One Adam step, in place.
-
-    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
-    ``theta -= lr_t m / (sqrt(v) + eps)`` where ``lr_t`` is the
-    bias-corrected step size of this step. All arrays (P,), same dtype.
-    """
-    P = theta.shape[0]
-    for blk in prange((P + BLOCK - 1) // BLOCK):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, P)
+    elif solver == ADAM:
+        lr_t = hyper[H_LR_T]
+        beta1 = hyper[H_BETA1]
+        one_minus_beta1 = hyper[H_ONE_MINUS_BETA1]
+        beta2 = hyper[H_BETA2]
+        one_minus_beta2 = hyper[H_ONE_MINUS_BETA2]
+        eps = hyper[H_EPSILON]
         th = theta[lo:hi]
         gr = grad[lo:hi]
-        mb = m[lo:hi]
-        vb = v[lo:hi]
+        mb = state1[lo:hi]
+        vb = state2[lo:hi]
         for i in range(hi - lo):
             g = gr[i]
             mi = beta1 * mb[i] + one_minus_beta1 * g
@@ -79,7 +91,7 @@ def adam_step(theta, grad, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_
             th[i] += (-lr_t * mi) / (np.sqrt(vi) + eps)
 
 
-@jit()
+@jit(inline="always")
 def adam_step_size(lr_init, beta1, beta2, t):
     """Adam's bias-corrected step size at step ``t`` (float64, as sklearn)."""
     return lr_init * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)

@@ -20,7 +20,7 @@ from numba.core.dispatcher import Dispatcher
 
 import reference as ref
 from fastmlp import _activations, _engine, _kernels, _linalg, _optim
-from fastmlp._codes import ACTIVATIONS, ADAM, HEADS, SGD
+from fastmlp._codes import ACTIVATIONS, ADAM, H_LR_T, HEADS, NO_STEP, SGD
 from fastmlp._layout import Layout
 
 DTYPES = [np.float64, np.float32]
@@ -309,8 +309,16 @@ def test_squared_error_gradient_factor_is_n_outputs():
 # c. Optimizer steps vs closed forms
 # --------------------------------------------------------------------------
 
-N_OPT = _optim.BLOCK + 907  # more than one block, last one partial
+N_OPT = 5003
 N_STEPS = 5
+# The kernels step blocks of the buffer: a step on [LO, HI) must leave
+# every element outside it alone.
+LO, HI = 129, N_OPT - 71
+
+
+def _outside_unchanged(before, after):
+    np.testing.assert_array_equal(after[:LO], before[:LO])
+    np.testing.assert_array_equal(after[HI:], before[HI:])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -326,7 +334,17 @@ def test_sgd_step_matches_closed_form(momentum, nesterov, dtype):
     for step in range(N_STEPS):
         grad = rng.normal(size=N_OPT).astype(dtype)
         lr, mom = dt(lrs[step]), dt(momentum)
-        _optim.sgd_step(theta, grad, velocity, lr, mom, nesterov)
+        hyper = _engine.make_hyper(dtype, learning_rate=lrs[step], momentum=momentum)
+        before = theta.copy(), velocity.copy()
+        _optim.optimizer_step(theta, grad, velocity, velocity, 0, LO, SGD, nesterov, hyper)
+        _optim.optimizer_step(theta, grad, velocity, velocity, LO, HI, SGD, nesterov, hyper)
+        _optim.optimizer_step(theta, grad, velocity, velocity, HI, N_OPT, SGD, nesterov, hyper)
+        _optim.optimizer_step(theta, grad, velocity, velocity, 7, 7, SGD, nesterov, hyper)
+        part = before[0].copy(), before[1].copy()
+        _optim.optimizer_step(part[0], grad, part[1], part[1], LO, HI, SGD, nesterov, hyper)
+        _outside_unchanged(before[0], part[0])
+        _outside_unchanged(before[1], part[1])
+        np.testing.assert_array_equal(part[0][LO:HI], theta[LO:HI])
 
         # sklearn's SGDOptimizer._get_updates, in the buffer dtype
         upd = mom * exp_vel - lr * grad
@@ -362,8 +380,21 @@ def test_adam_step_matches_closed_form(dtype):
         lr_t = _optim.adam_step_size(lr_init, b1, b2, t)
         np.testing.assert_allclose(lr_t, lr_init * np.sqrt(1 - b2**t) / (1 - b1**t),
                                    rtol=1e-15)
-        _optim.adam_step(theta, grad, m, v, dt(lr_t), dt(b1), dt(1 - b1), dt(b2), dt(1 - b2),
-                         dt(eps))
+        hyper = _engine.make_hyper(dtype, learning_rate=lr_init, beta_1=b1, beta_2=b2,
+                                   epsilon=eps)
+        hyper[H_LR_T] = lr_t
+        before = theta.copy(), m.copy(), v.copy()
+        _optim.optimizer_step(theta, grad, m, v, 0, N_OPT, ADAM, False, hyper)
+        part = tuple(x.copy() for x in before)
+        _optim.optimizer_step(*part[:1], grad, *part[1:], LO, HI, ADAM, False, hyper)
+        for x, y in zip(before, part):
+            _outside_unchanged(x, y)
+        np.testing.assert_array_equal(part[0][LO:HI], theta[LO:HI])
+        # NO_STEP (L-BFGS's gradient-only calls) changes nothing
+        same = tuple(x.copy() for x in before)
+        _optim.optimizer_step(*same[:1], grad, *same[1:], 0, N_OPT, NO_STEP, False, hyper)
+        for x, y in zip(before, same):
+            np.testing.assert_array_equal(x, y)
 
         # sklearn's AdamOptimizer._get_updates, in the buffer dtype
         exp_m = dt(b1) * exp_m + dt(1 - b1) * grad
@@ -481,10 +512,11 @@ def _thread_counts():
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_training_is_bit_identical_across_thread_counts(solver, dtype, sparse):
-    # Wide layers: > BLOCK parameters, so the optimizer loops have 2 blocks.
+    # Wide layers: the 64 x 64 layer's gradient and optimizer step are
+    # split between two tasks, so two threads share them.
     prob = Problem("relu", "softmax", _seed("e", solver), n=60, n_features=8,
                    hidden=(64, 64), theta_scale=0.2, relu_margin=0)
-    assert prob.theta.size > _optim.BLOCK
+    assert _linalg._n_tasks(64, _linalg.BR) == 2
     orders = [np.random.RandomState(e).permutation(60) for e in range(3)]
     lr = 0.05 if solver == "sgd" else 0.01
 
@@ -649,9 +681,8 @@ def _exercise_every_kernel():
                 tr.run_epoch(th, np.arange(20), shuffled=False)
                 tr.run_epoch(th, np.random.RandomState(0).permutation(20))
         x = np.zeros(10, dtype=dtype)
-        _optim.sgd_step(x, x.copy(), x.copy(), dt(0.1), dt(0.9), True)
-        _optim.adam_step(x, x.copy(), x.copy(), x.copy(), dt(0.1), dt(0.9), dt(0.1),
-                         dt(0.999), dt(0.001), dt(1e-8))
+        hyper = _engine.make_hyper(dtype, learning_rate=0.1, momentum=0.9)
+        _optim.optimizer_step(x, x.copy(), x.copy(), x.copy(), 0, 10, SGD, True, hyper)
         _optim.adam_step_size(0.01, 0.9, 0.999, 3)
 
 
@@ -720,7 +751,7 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
     _assert_one_per_dtype(used)
     for name in ("_kernels.loss_grad", "_engine.predict_rows_dense", "_engine.predict_rows_sparse",
                  "_engine.train_epoch_dense", "_engine.train_epoch_sparse",
-                 "_optim.sgd_step", "_optim.adam_step", "_kernels.csr_to_csc"):
+                 "_optim.optimizer_step", "_kernels.csr_to_csc"):
         assert len(used[f"fastmlp.{name}"]) == 2, name  # float32 and float64
     assert len(used["fastmlp._optim.adam_step_size"]) == 1
 

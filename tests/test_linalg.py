@@ -1,11 +1,13 @@
-"""The matrix primitives of fastmlp._linalg, on awkward shapes.
+"""The dense layer kernel of fastmlp._linalg, on awkward shapes.
 
-The primitives split their outputs into a fixed grid of row-block tasks,
-each one single-threaded BLAS call. These tests check every primitive
-against numpy on shapes at and around each split point, that two threads
-give bit-identical results to one, many times over (a race between tasks
-shows up as an intermittent difference, so each case is repeated), and
-that arrays BLAS would misread are refused before any call.
+:func:`fastmlp._linalg.layer` splits its output into a fixed grid of
+row-block tasks, each one single-threaded BLAS call. These tests check each
+of its operations against numpy on shapes at and around each split point;
+that the gradient with a fused optimizer step equals the gradient followed
+by the step; that two threads give bit-identical results to one, many times
+over (a race between tasks shows up as an intermittent difference, so each
+case is repeated); and that arrays BLAS would misread are refused before
+any call.
 """
 
 import subprocess
@@ -16,8 +18,9 @@ import numba
 import numpy as np
 import pytest
 
-from fastmlp import _linalg
-from fastmlp._codes import IDENTITY, RELU, TANH
+from fastmlp import _engine, _linalg, _optim
+from fastmlp._codes import ADAM, H_LR_T, IDENTITY, NO_STEP, RELU, SGD, TANH
+from fastmlp._linalg import BACKWARD, FORWARD, GRADIENT
 from fastmlp._threads import threads
 
 # Rows and reduction sizes around the 4-row groups and the task split
@@ -45,30 +48,73 @@ def _data(n, k, m, dtype, seed):
     return [np.ascontiguousarray(x, dtype=dtype) for x in (A, W, b, D)]
 
 
+PAD = 5  # parameters of "earlier layers" in front of the layer's block
+
+
+def _pack(W, b):
+    """A flat buffer holding W then b after PAD other values; (theta, wo, bo)."""
+    rng = np.random.RandomState(W.size)
+    theta = np.concatenate([rng.normal(size=PAD), W.ravel(), b, rng.normal(size=3)])
+    return theta.astype(W.dtype), PAD, PAD + W.size
+
+
+def _layer(op, A, D, Out, theta, wo, bo, act, grad=None, state1=None, state2=None,
+           solver=NO_STEP, hyper=None, sw_sum=1.0):
+    dt = A.dtype.type
+    grad = theta if grad is None else grad
+    hyper = theta if hyper is None else hyper
+    _linalg.layer(op, theta, grad, theta if state1 is None else state1,
+                  theta if state2 is None else state2, wo, bo, A, D, Out, act, solver, True,
+                  hyper, dt(sw_sum))
+
+
 def _forward(A, W, b, act):
+    theta, wo, bo = _pack(W, b)
+    before = theta.copy()
     Z = np.full((A.shape[0], W.shape[1]), np.nan, A.dtype)
-    _linalg.linear_forward(A, W, b, Z, act)
+    _layer(FORWARD, A, A, Z, theta, wo, bo, act)
+    np.testing.assert_array_equal(theta, before)
     return Z
 
 
 def _grad(A, D, W, alpha, sw_sum):
-    dW = np.full(W.shape, np.nan, A.dtype)
-    db = np.full(W.shape[1], np.nan, A.dtype)
-    _linalg.linear_grad(A, D, W, A.dtype.type(alpha), A.dtype.type(sw_sum), dW, db)
-    return dW, db
+    theta, wo, bo = _pack(W, np.zeros(W.shape[1], W.dtype))
+    before = theta.copy()
+    grad = np.full_like(theta, np.nan)
+    hyper = _engine.make_hyper(A.dtype, alpha=alpha)
+    _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=grad, hyper=hyper, sw_sum=sw_sum)
+    np.testing.assert_array_equal(theta, before)  # NO_STEP
+    assert np.isnan(grad[:wo]).all() and np.isnan(grad[bo + W.shape[1]:]).all()
+    return grad[wo:bo].reshape(W.shape), grad[bo:bo + W.shape[1]]
 
 
 def _backward(D, W, Aprev, act):
+    theta, wo, bo = _pack(W, np.zeros(W.shape[1], W.dtype))
     Dprev = np.full(Aprev.shape, np.nan, D.dtype)
-    _linalg.linear_backward(D, W, Aprev, act, Dprev)
+    _layer(BACKWARD, Aprev, D, Dprev, theta, wo, bo, act)
     return Dprev
+
+
+def _adam_grad_step(A, D, W, b):
+    """Gradient and one fused Adam step (as a second step: moments nonzero)."""
+    theta, wo, bo = _pack(W, b)
+    rng = np.random.RandomState(7)
+    m1 = rng.normal(scale=0.1, size=theta.size).astype(A.dtype)
+    m2 = rng.uniform(0.0, 0.1, size=theta.size).astype(A.dtype)
+    grad = np.zeros_like(theta)
+    hyper = _engine.make_hyper(A.dtype, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
+                               epsilon=1e-8, alpha=0.3)
+    hyper[H_LR_T] = 0.004
+    _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=grad, state1=m1, state2=m2,
+           solver=ADAM, hyper=hyper, sw_sum=7.0)
+    return theta, grad, m1, m2
 
 
 def _all(A, W, b, D):
     Arelu = np.maximum(A, 0)
     return (_forward(A, W, b, RELU), _forward(A, W, b, TANH), _forward(A, W, b, IDENTITY),
             *_grad(A, D, W, 0.3, 7.0), _backward(D, W, Arelu, RELU),
-            _backward(D, W, np.tanh(A), TANH))
+            _backward(D, W, np.tanh(A), TANH), *_adam_grad_step(A, D, W, b))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -84,10 +130,43 @@ def test_primitives_match_numpy(shape, dtype):
         (A64.T @ D64 + 0.3 * W64) / 7.0, D64.sum(axis=0) / 7.0,
         (D64 @ W64.T) * (A64 > 0), (D64 @ W64.T) * (1 - T.astype(dtype).astype(np.float64) ** 2),
     )
-    got = _all(A, W, b, D)
+    got = _all(A, W, b, D)[:len(expected)]
     for g, e in zip(got, expected):
         assert g.dtype == dtype
         np.testing.assert_allclose(g, e, **_tol(dtype))
+
+
+@pytest.mark.parametrize("solver", [SGD, ADAM], ids=["sgd", "adam"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", SHAPES[::3], ids=lambda s: "x".join(map(str, s)))
+def test_gradient_with_step_equals_gradient_then_step(shape, dtype, solver):
+    # The fused step must be exactly the step the separate optimizer would
+    # take on the finished gradient, on the layer's block and nowhere else.
+    n, k, m = shape
+    A, W, b, D = _data(n, k, m, dtype, seed=n + 31 * k + m)
+    theta, wo, bo = _pack(W, b)
+    rng = np.random.RandomState(5)
+    s1 = rng.normal(scale=0.1, size=theta.size).astype(dtype)
+    s2 = rng.uniform(0.0, 0.1, size=theta.size).astype(dtype)
+    hyper = _engine.make_hyper(dtype, learning_rate=0.02, momentum=0.9, beta_1=0.9,
+                               beta_2=0.999, epsilon=1e-8, alpha=0.3)
+    hyper[H_LR_T] = 0.004
+
+    expected = [x.copy() for x in (theta, np.zeros_like(theta), s1, s2)]
+    _layer(GRADIENT, A, D, D, expected[0], wo, bo, IDENTITY, grad=expected[1], hyper=hyper,
+           sw_sum=7.0)
+    _optim.optimizer_step(*expected[:1], expected[1], *expected[2:], wo, bo + m, solver,
+                          True, hyper)
+
+    got = [x.copy() for x in (theta, np.zeros_like(theta), s1, s2)]
+    _layer(GRADIENT, A, D, D, got[0], wo, bo, IDENTITY, grad=got[1], state1=got[2],
+           state2=got[3], solver=solver, hyper=hyper, sw_sum=7.0)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    for x, before in ((got[0], theta), (got[2], s1), (got[3], s2)):
+        np.testing.assert_array_equal(x[:wo], before[:wo])
+        np.testing.assert_array_equal(x[bo + m:], before[bo + m:])
+    assert not np.array_equal(got[0], theta)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
@@ -106,8 +185,9 @@ def test_primitives_bit_identical_across_threads_and_repeats(dtype):
 @pytest.mark.parametrize("rows", [16, _linalg.BR])
 def test_task_grid_partitions_rows(rows):
     # The invariants the parallel loops rely on, for every size up to a few
-    # tasks: an even number of tasks (or one) tiles [0, n) without overlap,
-    # and only the first starts at row 0 (it alone writes db).
+    # tasks: an even number of tasks (or one) tiles [0, n) without
+    # overlap, none empty, so only the last ends at row n (it alone writes
+    # the bias gradient and steps the bias).
     for n in range(1, 4 * rows + 40):
         n_tasks = _linalg._n_tasks(n, rows)
         assert n_tasks >= 1 and (n_tasks == 1 or n_tasks % 2 == 0)
@@ -117,7 +197,7 @@ def test_task_grid_partitions_rows(rows):
             assert a1 == b0
         for t, (r0, r1) in enumerate(spans):
             assert r0 < r1
-            assert (r0 == 0) == (t == 0), (n, n_tasks, spans)
+            assert (r1 == n) == (t == n_tasks - 1), (n, n_tasks, spans)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -126,15 +206,24 @@ def test_arrays_blas_would_misread_are_refused(dtype):
     # a wrong shape must raise, not read out of bounds.
     A, W, b, D = _data(12, 7, 5, dtype, seed=1)
     Z = np.zeros((12, 5), dtype)
+    theta, wo, bo = _pack(W, b)
     with pytest.raises(ValueError, match="shapes"):
-        _linalg.linear_forward(A, W, b, Z[:11], IDENTITY)
+        _layer(FORWARD, A, A, Z[:11], theta, wo, bo, IDENTITY)
     with pytest.raises(ValueError, match="shapes"):
-        _linalg.linear_forward(A, W, b[:4], Z, IDENTITY)
-    dW = np.zeros_like(W)
+        _layer(GRADIENT, A, D[:11], D, theta, wo, bo, IDENTITY,
+               grad=np.zeros_like(theta), hyper=_engine.make_hyper(dtype))
     with pytest.raises(ValueError, match="shapes"):
-        _linalg.linear_grad(A, D, W[:6], dtype(0), dtype(1), dW, b)
-    with pytest.raises(ValueError, match="shapes"):
-        _linalg.linear_backward(D, W, A, IDENTITY, np.zeros((12, 6), dtype))
+        _layer(BACKWARD, A, D, np.zeros((12, 6), dtype), theta, wo, bo, IDENTITY)
+    # W and b must lie in theta, b right after W (one step covers both)
+    for w_at, b_at in ((wo, bo + 1), (wo + 9, bo + 9), (-1, bo - 1)):
+        with pytest.raises(ValueError, match="offsets"):
+            _layer(FORWARD, A, A, Z, theta, w_at, b_at, IDENTITY)
+    # the optimizer state must cover the buffer it steps
+    short = np.zeros(theta.size - 1, dtype)
+    for solver, s1, s2 in ((SGD, short, theta), (ADAM, theta.copy(), short)):
+        with pytest.raises(ValueError, match="buffer sizes"):
+            _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=np.zeros_like(theta),
+                   state1=s1, state2=s2, solver=solver, hyper=_engine.make_hyper(dtype))
 
 
 def test_strided_arrays_are_refused():
@@ -144,11 +233,11 @@ def test_strided_arrays_are_refused():
     code = textwrap.dedent("""
         import numpy as np
         from fastmlp import _linalg
-        A = np.ones((12, 7)); W = np.ones((7, 5)); b = np.ones(5)
-        for args in ((A, W, b, np.zeros((12, 10))[:, ::2]),
-                     (np.asfortranarray(A), W, b, np.zeros((12, 5)))):
+        A = np.ones((12, 7)); theta = np.ones(7 * 5 + 5)
+        for X, Z in ((A, np.zeros((12, 10))[:, ::2]), (np.asfortranarray(A), np.zeros((12, 5)))):
             try:
-                _linalg.linear_forward(*args, 0)
+                _linalg.layer(_linalg.FORWARD, theta, theta, theta, theta, 0, 35, X, X, Z, 0,
+                              -1, False, theta, 1.0)
             except ValueError as e:
                 assert "C-contiguous" in str(e), e
             else:
