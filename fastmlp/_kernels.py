@@ -299,9 +299,9 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
 
     for l in range(L - 1, -1, -1):
         D = block_view(deltas, a_off, l, n, units[l + 1])
+        A = X if l == 0 else block_view(acts, a_off, l - 1, n, units[l])
         if l > 0:
             # before this layer's step changes its weights
-            A = block_view(acts, a_off, l - 1, n, units[l])
             Dprev = block_view(deltas, a_off, l - 1, n, units[l])
             layer(np.int64(BACKWARD), theta, grad, state1, state2, w_off[l], b_off[l], A, D, Dprev,
                   acts_code[l - 1], solver, nesterov, hyper, sw_sum)
@@ -309,7 +309,6 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
             csc_linear_grad(cd, cr, cp, D, theta, grad, state1, state2, w_off[0], b_off[0],
                             solver, nesterov, hyper, sw_sum)
         else:
-            A = X if l == 0 else block_view(acts, a_off, l - 1, n, units[l])
             layer(np.int64(GRADIENT), theta, grad, state1, state2, w_off[l], b_off[l], A, D,
                   D, np.int64(IDENTITY), solver, nesterov, hyper, sw_sum)
     return loss

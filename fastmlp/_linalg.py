@@ -302,7 +302,7 @@ def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, neste
         :func:`fastmlp._optim.optimizer_step` with ``solver`` on each block
         as soon as it is written (``NO_STEP``: none). X : (n, k) layer
         input; D : (n, m). Tasks own rows of ``W`` (input features); the
-        first also does the bias. ``Out`` is not used.
+        last also does the bias. ``Out`` is not used.
 
     Arguments an ``op`` does not use must still have the types of the
     others (pass ``X`` or ``theta`` again), so one compiled kernel per
