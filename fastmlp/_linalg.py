@@ -52,11 +52,12 @@ The loop body is its own compiled function, :func:`_layer_task`, so the
 a separate function (type inference included) and links it into three
 wrapper modules (the gufunc, its wrapper and the parallel launcher), each
 optimised and turned into machine code once more; a one-call body keeps
-that work small. The helpers only the task calls (:func:`_task_rows`,
-:func:`_activate_rows`, :func:`_derivative_rows`, :func:`_bias_grad`, and
-:func:`_n_tasks` in :func:`layer`) are inlined at Numba IR level: each has
-one call site, so inlining types it once and saves a module of its own
-that every caller would link and compile again. Together: first dense adam
+that work small. The helpers with one call site per kernel
+(:func:`_task_rows`, :func:`_activate_rows`, :func:`_derivative_rows` and
+:func:`_bias_grad` in the task, :func:`_n_tasks` in :func:`layer`,
+:func:`_bias_grad` again in :func:`csc_linear_grad`) are inlined at Numba
+IR level: inlining types each once per kernel and saves a module of its
+own that every caller would link and compile again. Together: first dense adam
 fit 8.3-8.8 s against 9.2-9.9 s (interleaved, empty cache). Inlining the
 helpers with several call sites (:func:`_check`, the step-buffer check,
 ``activate``, ``derivative``) was slower: 8.6-10.3 s against 8.4-9.1 s.
