@@ -222,6 +222,15 @@ class Inputs:
         self.is_sparse = sp.issparse(X)
         if self.is_sparse:
             X = sp.csr_matrix(X)
+            # The kernels index W and their work buffers by these arrays
+            # without bounds checks, and scikit-learn's validation does not
+            # look inside them: a column index >= n_features or a decreasing
+            # indptr (hand-built or corrupted CSR) would read out of bounds
+            # (scikit-learn's own MLP crashes the process there). scipy's
+            # full check raises ValueError instead, in O(nnz). ``X`` is a new
+            # matrix object, so the check's pruning never touches the
+            # caller's.
+            X.check_format(full_check=True)
             self.X = np.zeros((0, self.n_cols), dtype=dtype)
             self.data = np.ascontiguousarray(X.data, dtype=dtype)
             self.indices = np.ascontiguousarray(X.indices, dtype=np.int64)

@@ -234,6 +234,34 @@ def test_sparse_equals_dense(fmt):
     np.testing.assert_allclose(a.predict_proba(Xs), b.predict_proba(X), atol=1e-12)
 
 
+@pytest.mark.parametrize("corrupt", ["index_too_large", "negative_index", "indptr_decreasing"])
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_malformed_csr_raises_before_any_kernel(corrupt, Est):
+    # The kernels index the weights by a CSR input's column indices without
+    # bounds checks; a corrupted matrix must raise, not read out of bounds
+    # (scikit-learn's own MLP crashes the process on these).
+    X = sp.csr_matrix(np.where(np.abs(X_iris) < 0.5, 0, X_iris))
+    bad = X.copy()
+    if corrupt == "index_too_large":
+        bad.indices[3] = 10**6
+        message = "indices must be <"
+    elif corrupt == "negative_index":
+        bad.indices[3] = -(10**6)
+        message = "indices must be >= 0"
+    else:
+        bad.indptr[5] = bad.indptr[7] + 1
+        message = "non-decreasing"
+    kept = [bad.data.copy(), bad.indices.copy(), bad.indptr.copy()]
+    est = Est(hidden_layer_sizes=(5,), max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        est.fit(bad, y_iris)
+    est.fit(X, y_iris)
+    with pytest.raises(ValueError, match=message):
+        est.predict(bad)
+    for a, b in zip(kept, [bad.data, bad.indices, bad.indptr]):
+        np.testing.assert_array_equal(a, b)  # the caller's matrix is not modified
+
+
 def test_multilabel_and_multioutput():
     X, Y = make_multilabel_classification(n_samples=60, n_classes=4, random_state=0)
     clf = MLPClassifier(max_iter=50, random_state=0).fit(X, Y)
