@@ -8,13 +8,28 @@ forward pass need not keep pre-activations.
 
 import numpy as np
 
-from ._codes import IDENTITY, LOGISTIC, RELU, TANH
+from ._codes import (
+    EXP,
+    HEAD_EXP,
+    HEAD_LOGISTIC,
+    HEAD_SOFTMAX,
+    IDENTITY,
+    LOGISTIC,
+    RELU,
+    SOFTMAX,
+    TANH,
+)
 from ._jit import jit
 
 
 @jit()
 def activate(z, act):
-    """Apply hidden activation ``act`` to the 1-D row ``z`` in place."""
+    """Apply activation ``act`` to the 1-D row ``z`` in place.
+
+    Besides the hidden activations, ``act`` may be an output layer's
+    SOFTMAX (the row maximum subtracted first, as scikit-learn does) or
+    EXP (see :func:`head_activation`).
+    """
     m = z.shape[0]
     if act == RELU:
         for c in range(m):
@@ -27,7 +42,34 @@ def activate(z, act):
     elif act == TANH:
         for c in range(m):
             z[c] = np.tanh(z[c])
+    elif act == SOFTMAX:
+        mx = z[0]
+        for c in range(1, m):
+            if z[c] > mx:
+                mx = z[c]
+        s = z.dtype.type(0)
+        for c in range(m):
+            z[c] = np.exp(z[c] - mx)
+            s += z[c]
+        for c in range(m):
+            z[c] /= s
+    elif act == EXP:
+        for c in range(m):
+            z[c] = np.exp(z[c])
     # IDENTITY: nothing to do
+
+
+@jit(inline="always")
+def head_activation(head):
+    """The activation code of output head ``head``'s output function
+    (:data:`fastmlp._codes.HEAD_ACTIVATIONS`)."""
+    if head == HEAD_SOFTMAX:
+        return SOFTMAX
+    if head == HEAD_LOGISTIC:
+        return LOGISTIC
+    if head == HEAD_EXP:
+        return EXP
+    return IDENTITY
 
 
 @jit()

@@ -13,6 +13,11 @@ RELU = 3
 
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
+# Output-layer activations, never a hidden layer's: with these, the forward
+# kernels apply a head's output activation themselves (prediction).
+SOFTMAX = 4
+EXP = 5
+
 # Output heads: an (output activation, loss) pair whose output delta is
 # simply ``out - y`` (times the sample weight).
 HEAD_SOFTMAX = 0  # softmax + categorical cross-entropy (multiclass)
@@ -24,6 +29,9 @@ HEAD_EXP = 3  # exp + half Poisson deviance
 HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_LOGISTIC: "logistic",
               HEAD_IDENTITY: "identity", HEAD_EXP: "exp"}
 HEADS = {name: code for code, name in HEAD_NAMES.items()}
+# The activation code of each head's output function.
+HEAD_ACTIVATIONS = {HEAD_SOFTMAX: SOFTMAX, HEAD_LOGISTIC: LOGISTIC,
+                    HEAD_IDENTITY: IDENTITY, HEAD_EXP: EXP}
 
 # Stochastic solvers.
 SGD = 0

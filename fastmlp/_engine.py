@@ -16,22 +16,29 @@ levels of compiled functions is compiled four times over. Two measures keep
 the first dense adam fit smaller (on the 2-core machine of bench/README.md,
 old and new code side by side: 31-35 s against 36-41 s):
 
-* the sequencing kernels (:func:`._kernels.forward`, ``loss_grad``,
-  ``predict``) are inlined into the epoch and prediction kernels at Numba IR
-  level, so they are not separate levels;
-* the epoch and chunked-prediction kernels come in a dense and a sparse
-  variant, each a closure over a constant flag: Numba prunes the branches
-  of the other input kind, so a dense fit never compiles the CSR/CSC
-  kernels (a test asserts it on an empty cache). Each variant is its own
-  kernel with one signature per dtype.
+* the sequencing kernels (:func:`._kernels.forward`, ``loss_grad``) are
+  inlined into the epoch kernels at Numba IR level, so they are not
+  separate levels;
+* the epoch kernels come in a dense and a sparse variant, each a closure
+  over a constant flag: Numba prunes the branches of the other input kind,
+  so a dense fit never compiles the CSR/CSC kernels (a test asserts it on
+  an empty cache). Each variant is its own kernel with one signature per
+  dtype.
+
+Prediction (:func:`predict_output`) is driven from Python, one call per
+layer and chunk of rows, on the layer kernels the epochs already compiled,
+so that a first prediction after a fit compiles nothing; a few rows go to
+the serial :func:`._kernels.predict_serial` instead.
 
 Extension points (each an addition, not a rewrite):
 
 * a hidden activation: a code in :mod:`._codes` and a branch in
   :func:`._activations.activate` / :func:`._activations.derivative`; the
   per-layer ``acts_code`` array already allows a different one per layer;
-* an output head: a code and a branch in :func:`._kernels.output_activation`
-  and :func:`._kernels.output_head`;
+* an output head: a code in :mod:`._codes`, its output function as an
+  activation code (a branch in :func:`._activations.activate` and
+  :func:`._activations.head_activation`), and its loss in
+  :func:`._kernels.output_head`;
 * an optimizer (RMSprop, AdamW, ...): a code and a branch in
   :func:`._optim.optimizer_step`, over a range of the flat buffers
   ``state1``/``state2`` (same layout as ``theta``); the gradient kernels
@@ -64,15 +71,17 @@ from ._codes import (
     H_MOMENTUM,
     H_ONE_MINUS_BETA1,
     H_ONE_MINUS_BETA2,
+    HEAD_ACTIVATIONS,
     N_HYPER,
     NO_STEP,
 )
 from ._jit import jit
-from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict, predict_serial
+from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict_serial
+from ._linalg import FORWARD, csr_linear_forward, layer
 from ._optim import adam_step_size
 
-# Rows per chunk in prediction: bounds the work buffers (two layers of
-# PREDICT_CHUNK rows) whatever the number of rows predicted.
+# Rows per chunk in prediction: bounds the work buffers (PREDICT_CHUNK rows
+# per hidden layer) whatever the number of rows predicted.
 PREDICT_CHUNK = 2048
 
 
@@ -132,39 +141,8 @@ def _make_train_epoch(sparse):
     return _specialise(train_epoch, "train_epoch_" + ("sparse" if sparse else "dense"), sparse)
 
 
-def _make_predict_rows(sparse):
-    def predict_rows(theta, units, w_off, b_off, acts_code, head, X, xd, xi, xp,
-                     out, chunk, acts, a_off):
-        """Write the network's output activations for every row of a {input}
-        input into ``out``.
-
-        Rows are processed ``chunk`` at a time through the work buffer
-        ``acts``. The sparse input's ``xp`` is sliced, not rebased: its
-        entries index the full ``xd``/``xi``.
-        """
-        n = out.shape[0]
-        for start in range(0, n, chunk):
-            nc = min(chunk, n - start)
-            Z = predict(theta, units, w_off, b_off, acts_code, head, sparse,
-                        X[start : start + nc], xd, xi, xp[start : start + nc + 1], nc,
-                        acts, a_off)
-            # An element loop, not ``out[a:b] = Z``: Numba's array assignment
-            # compiles a shape-mismatch message (its whole string-formatting
-            # machinery, ~5 s of a cold first fit) for a case that cannot occur.
-            for i in range(nc):
-                o = out[start + i]
-                z = Z[i]
-                for c in range(o.shape[0]):
-                    o[c] = z[c]
-
-    return _specialise(predict_rows, "predict_rows_" + ("sparse" if sparse else "dense"),
-                       sparse)
-
-
 train_epoch_dense = _make_train_epoch(False)
 train_epoch_sparse = _make_train_epoch(True)
-predict_rows_dense = _make_predict_rows(False)
-predict_rows_sparse = _make_predict_rows(True)
 
 
 class Network:
@@ -434,14 +412,49 @@ def predict_serial_output(net, theta, X):
 
 
 def predict_output(net, theta, inputs):
-    """Output activations, shape (n_rows, n_outputs), in the parameter dtype."""
+    """Output activations, shape (n_rows, n_outputs), in the parameter dtype.
+
+    Chunks of :data:`PREDICT_CHUNK` rows go through the network one layer
+    call at a time, from Python, on the training path's own compiled
+    kernels: :func:`._linalg.layer` (FORWARD) for every dense layer and
+    :func:`._linalg.csr_linear_forward` for a sparse input's first layer,
+    with exactly the argument types the epoch kernels give them; the output
+    layer applies the head's activation itself
+    (:func:`._activations.head_activation`). So a prediction after a fit in
+    the same dtype and input kind compiles nothing. A compiled chunk loop
+    (what this was before) links those kernels into its own module and
+    optimises them again: ~1.5 s at a process's first prediction from an
+    empty cache, against ~5 us more per chunk here (2-core machine of
+    bench/README.md). Python ints, not numpy scalars, keep each call's
+    argument typing to ~1 us. Inputs too small to split go to
+    :func:`predict_serial_output`.
+    """
+    L = net.layout
+    units = L.units.tolist()
+    dtype = net.dtype
     n = inputs.n_rows
     chunk = max(1, min(n, PREDICT_CHUNK))
-    a_off, size = net.work_offsets(chunk)
-    acts = np.empty(size, dtype=net.dtype)
-    out = np.empty((n, int(net.layout.units[-1])), dtype=net.dtype)
-    L = net.layout
-    rows = predict_rows_sparse if inputs.is_sparse else predict_rows_dense
-    rows(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, *inputs.args(),
-         out, chunk, acts, a_off)
+    n_layers = len(units) - 1
+    w_off, b_off = L.w_off.tolist(), L.b_off.tolist()
+    acts = net.acts_code.tolist()[: n_layers - 1] + [HEAD_ACTIVATIONS[net.head]]
+    out = np.empty((n, units[-1]), dtype=dtype)
+    work = [np.empty((chunk, u), dtype=dtype) for u in units[1:-1]]
+    X, xd, xi, xp = inputs.args()
+    one = dtype.type(1)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        A = X[start:stop]
+        for l in range(n_layers):
+            Z = out[start:stop] if l == n_layers - 1 else work[l][: stop - start]
+            if inputs.is_sparse and l == 0:
+                k, m = units[0], units[1]
+                W = theta[w_off[0] : w_off[0] + k * m].reshape(k, m)
+                csr_linear_forward(xd, xi, xp[start : stop + 1], W,
+                                   theta[b_off[0] : b_off[0] + m], Z, acts[0])
+            else:
+                # grad, state and hyper are unused by FORWARD: theta stands
+                # in for them, with their types (as in _kernels.forward).
+                layer(FORWARD, theta, theta, theta, theta, w_off[l], b_off[l], A, A, Z,
+                      acts[l], NO_STEP, False, theta, one)
+            A = Z
     return out

@@ -1,4 +1,4 @@
-"""Compiled forward, backward, output-head and predict kernels.
+"""Compiled forward, backward, output-head and serial-predict kernels.
 
 Arrays handed to these kernels are the flat parameter buffer ``theta`` with
 its layout (``units``, ``w_off``, ``b_off``: int64 arrays, see
@@ -8,7 +8,7 @@ which layer ``l``'s output for a batch of ``n`` rows is the row-major block
 float32 and float64, and every argument of a kernel has the parameter dtype,
 so each kernel compiles at most once per dtype.
 
-:func:`forward`, :func:`loss_grad` and :func:`predict` are inlined into
+:func:`forward` and :func:`loss_grad` are inlined into
 their compiled callers (``inline="always"``): they only sequence the matrix
 kernels, and as separately compiled functions each one re-optimised and
 re-generated the machine code of everything it calls (see
@@ -16,9 +16,8 @@ re-generated the machine code of everything it calls (see
 """
 
 import numpy as np
-from numba import prange
 
-from ._activations import activate
+from ._activations import activate, head_activation
 from ._codes import (
     H_ALPHA,
     H_LOG_EPS,
@@ -62,41 +61,6 @@ def _xlogy(x, y):
 
 
 @jit()
-def output_activation(z, head):
-    """Apply the output activation of ``head`` to the 1-D row ``z`` in place.
-
-    Softmax subtracts the row maximum first, as scikit-learn does.
-    """
-    m = z.shape[0]
-    one = z.dtype.type(1)
-    if head == HEAD_SOFTMAX:
-        mx = z[0]
-        for c in range(1, m):
-            if z[c] > mx:
-                mx = z[c]
-        s = z.dtype.type(0)
-        for c in range(m):
-            z[c] = np.exp(z[c] - mx)
-            s += z[c]
-        for c in range(m):
-            z[c] /= s
-    elif head == HEAD_LOGISTIC:
-        for c in range(m):
-            z[c] = one / (one + np.exp(-z[c]))
-    elif head == HEAD_EXP:
-        for c in range(m):
-            z[c] = np.exp(z[c])
-    # HEAD_IDENTITY: nothing to do
-
-
-@jit(parallel=True)
-def apply_output(Z, head):
-    """Apply the output activation of ``head`` to every row of Z in place."""
-    for r in prange(Z.shape[0]):
-        output_activation(Z[r], head)
-
-
-@jit()
 def output_head(Z, Y, sw, head, log_eps, D, row_loss):
     """Apply the output activation, the per-row loss and the output delta.
 
@@ -117,10 +81,11 @@ def output_head(Z, Y, sw, head, log_eps, D, row_loss):
     n, m = Z.shape
     one = Z.dtype.type(1)
     hi = one - log_eps
+    out_act = head_activation(head)
     for r in range(n):
         z = Z[r]
         y = Y[r]
-        output_activation(z, head)
+        activate(z, out_act)
         loss = 0.0
         if head == HEAD_SOFTMAX:
             for c in range(m):
@@ -314,20 +279,6 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     return loss
 
 
-@jit(inline="always")
-def predict(theta, units, w_off, b_off, acts_code, head, is_sparse, X, xd, xi, xp, n, acts, a_off):
-    """Output activations for ``n`` rows; returns an (n, n_outputs) view.
-
-    Same inputs as :func:`forward`. The returned array is a view into
-    ``acts``.
-    """
-    L = w_off.shape[0]
-    forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off)
-    Z = block_view(acts, a_off, L - 1, n, units[L])
-    apply_output(Z, head)
-    return Z
-
-
 @jit()
 def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
     """Output activations of a few dense rows, on the calling thread.
@@ -349,15 +300,18 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
     for r in range(X.shape[0]):
         a = X[r]
         for l in range(L):
-            W = coef_view(theta, units, w_off, l)
-            b = intercept_view(theta, units, b_off, l)
+            # Slices, not coef_view / intercept_view: a sparse fit alone
+            # compiles those, and calling them here cost ~0.3 s at a first
+            # small prediction from an empty cache.
+            n_in = units[l]
             m = units[l + 1]
+            W = theta[w_off[l] : w_off[l] + n_in * m].reshape((n_in, m))
+            b = theta[b_off[l] : b_off[l] + m]
             z = z0[:m] if l % 2 == 0 else z1[:m]
             for c in range(m):
                 z[c] = b[c]
             # Four input rows per pass over z (z loaded and stored once per
             # four terms; the sum order per element is unchanged).
-            n_in = units[l]
             k4 = n_in - n_in % 4
             for k in range(0, k4, 4):
                 p0 = a[k]
@@ -389,7 +343,7 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
                 else:
                     activate(z, act)
             a = z
-        output_activation(a, head)
+        activate(a, head_activation(head))
         o = out[r]
         for c in range(o.shape[0]):
             o[c] = a[c]

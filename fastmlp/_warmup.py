@@ -55,7 +55,7 @@ def warm_up(dtypes=_DTYPES):
             warnings.simplefilter("ignore", ConvergenceWarning)
             # Dense and sparse inputs have kernels of their own; a small
             # dense prediction takes the serial kernel, a large one the
-            # chunked parallel kernel.
+            # parallel layer kernels, which the fit already compiled.
             for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
                 for solver in ("adam", "lbfgs"):
                     clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver,

@@ -44,7 +44,7 @@ def run_cases():
                 est = Est(**common, **params).fit(data, y, sample_weight=sw)
                 pred = est.predict_proba(data) if hasattr(est, "predict_proba") else est.predict(data)
                 out.append(np.asarray(pred, dtype=np.float64).ravel())
-            # enough rows for the parallel prediction kernels (the rest are
+            # enough rows for the parallel layer kernels (the rest are
             # below the threshold and take the serial one)
             big = np.tile(X, (250, 1))
             f = est.predict_proba if hasattr(est, "predict_proba") else est.predict

@@ -440,7 +440,7 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     # give every row what the parallel kernels give it in a big batch, to
     # rounding (those call BLAS, which may sum in another order), and the
     # same bits for the same rows however they arrive.
-    from fastmlp import _engine
+    from fastmlp import _engine, _estimators
     from fastmlp._threads import PARALLEL_MIN_WORK
 
     rng = np.random.RandomState(0)
@@ -468,8 +468,8 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
         return wrapper
 
     monkeypatch.setattr(_engine, "predict_serial", spy("serial", _engine.predict_serial))
-    monkeypatch.setattr(_engine, "predict_rows_dense",
-                        spy("parallel", _engine.predict_rows_dense))
+    monkeypatch.setattr(_estimators, "predict_output",
+                        spy("parallel", _estimators.predict_output))
     out = est.predict_proba if kind != "squared" and kind != "poisson" else est.predict
     big = out(X)
     assert calls == {"serial": 0, "parallel": 1}

@@ -749,9 +749,12 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
     # 1. What this process actually compiled or loaded from the cache.
     used = {name: d.signatures for name, d in dispatchers.items() if d.signatures}
     _assert_one_per_dtype(used)
-    for name in ("_kernels.loss_grad", "_engine.predict_rows_dense", "_engine.predict_rows_sparse",
-                 "_engine.train_epoch_dense", "_engine.train_epoch_sparse",
-                 "_optim.optimizer_step", "_kernels.csr_to_csc"):
+    # Predictions call the layer kernels from Python (_engine.predict_output):
+    # one signature per dtype here, and below, where the epoch kernels'
+    # calls are inferred too, means a prediction after a fit compiles nothing.
+    for name in ("_kernels.loss_grad", "_linalg.layer", "_linalg.csr_linear_forward",
+                 "_kernels.predict_serial", "_engine.train_epoch_dense",
+                 "_engine.train_epoch_sparse", "_optim.optimizer_step", "_kernels.csr_to_csc"):
         assert len(used[f"fastmlp.{name}"]) == 2, name  # float32 and float64
     assert len(used["fastmlp._optim.adam_step_size"]) == 1
 
