@@ -199,16 +199,18 @@ class Inputs:
         self.n_rows, self.n_cols = X.shape
         self.is_sparse = sp.issparse(X)
         if self.is_sparse:
-            X = sp.csr_matrix(X)
             # The kernels index W and their work buffers by these arrays
             # without bounds checks, and scikit-learn's validation does not
-            # look inside them: a column index >= n_features or a decreasing
-            # indptr (hand-built or corrupted CSR) would read out of bounds
-            # (scikit-learn's own MLP crashes the process there). scipy's
-            # full check raises ValueError instead, in O(nnz). ``X`` is a new
-            # matrix object, so the check's pruning never touches the
-            # caller's.
-            X.check_format(full_check=True)
+            # look inside them: an index out of range or a decreasing indptr
+            # (a hand-built or corrupted matrix) would read out of bounds, and
+            # scipy's own CSC-to-CSR conversion crashes the process on such a
+            # CSC matrix (so does scikit-learn's MLP). scipy's full check
+            # raises ValueError instead, in O(nnz), on a new matrix object
+            # sharing the arrays, so its pruning never touches the caller's.
+            if X.format in ("csr", "csc"):
+                X = type(X)((X.data, X.indices, X.indptr), shape=X.shape, copy=False)
+                X.check_format(full_check=True)
+            X = sp.csr_matrix(X)
             self.X = np.zeros((0, self.n_cols), dtype=dtype)
             self.data = np.ascontiguousarray(X.data, dtype=dtype)
             self.indices = np.ascontiguousarray(X.indices, dtype=np.int64)
@@ -431,6 +433,9 @@ def predict_output(net, theta, inputs):
     """
     L = net.layout
     units = L.units.tolist()
+    if inputs.n_cols != units[0] or theta.shape != (L.size,):
+        # csr_linear_forward indexes W by the input's column indices unchecked
+        raise ValueError("fastmlp: the input or parameters do not fit the network")
     dtype = net.dtype
     n = inputs.n_rows
     chunk = max(1, min(n, PREDICT_CHUNK))

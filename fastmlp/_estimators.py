@@ -9,6 +9,7 @@ written in the order scikit-learn runs it so that traces match.
 """
 
 import functools
+import operator
 import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
@@ -121,6 +122,17 @@ def _network(units, activation, out_activation, dtype):
                    HEADS[out_activation], dtype)
 
 
+def _check_weight_sums(sample_weight, starts):
+    """Raise scikit-learn's ZeroDivisionError where a batch's weights (the
+    runs of ``sample_weight`` from each of ``starts``) sum to zero.
+
+    scikit-learn's loss averages each batch with ``np.average``, which raises
+    it; the kernels would divide by zero and train on non-finite values.
+    """
+    if not np.add.reduceat(sample_weight, np.asarray(starts, dtype=np.intp)).all():
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+
+
 class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     """Base class for MLP classification and regression.
 
@@ -196,7 +208,42 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     # The flat buffer behind coefs_ / intercepts_
 
     def _units(self):
-        return (self.coefs_[0].shape[0],) + tuple(c.shape[1] for c in self.coefs_)
+        """Layer sizes of the fitted network, read from ``coefs_``.
+
+        Raises ValueError unless ``coefs_`` and ``intercepts_`` (which a user
+        may assign, or edit before unpickling) form a chain of layers: the
+        kernels read the flat buffer at offsets computed from these sizes,
+        with no bounds checks.
+        """
+        coefs, intercepts = self.coefs_, self.intercepts_
+        # A plain loop over attributes: this runs in every prediction, where
+        # a one-row prediction costs ~20 us in all.
+        try:
+            units = [coefs[0].shape[0]]
+            fits = len(coefs) == len(intercepts)
+            for c, b in zip(coefs, intercepts):
+                shape = c.shape
+                if len(shape) != 2 or shape[0] != units[-1] or b.shape != shape[1:]:
+                    fits = False
+                    break
+                units.append(shape[1])
+        except (AttributeError, IndexError, TypeError):
+            fits = False
+        if fits:
+            return tuple(units)
+        shapes = [np.shape(c) for c in coefs]
+        bshapes = [np.shape(b) for b in intercepts]
+        if len(shapes) == 0 or len(shapes) != len(bshapes):
+            raise ValueError(
+                f"coefs_ and intercepts_ must have one array per layer; got {len(shapes)} "
+                f"coefs_ and {len(bshapes)} intercepts_.")
+        for i, (shape, bshape) in enumerate(zip(shapes, bshapes)):
+            if len(shape) != 2 or bshape != shape[1:] or (i > 0 and shape[0] != shapes[i - 1][1]):
+                expected = f"({'n' if i == 0 else shapes[i - 1][1]}, m) and (m,)"
+                raise ValueError(
+                    f"coefs_[{i}] of shape {shape} and intercepts_[{i}] of shape {bshape} "
+                    f"do not fit the network: expected shapes {expected}.")
+        return tuple(shapes[0][:1]) + tuple(c[1] for c in shapes)  # lists: np.shape fits
 
     def _layout(self):
         return Layout(self._units())
@@ -220,8 +267,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         theta = getattr(self, "_theta", None)
         views = getattr(self, "_views", ())
         current = tuple(self.coefs_) + tuple(self.intercepts_)
-        if (theta is not None and theta.dtype == dtype and len(current) == len(views)
+        if (theta is not None and theta.dtype == dtype and theta.size == layout.size
+                and len(current) == len(views)
                 and all(a is b for a, b in zip(current, views))):
+            # (the size test: a view reshaped in place is still the same object)
             return theta
         return layout.pack(self.coefs_, self.intercepts_, dtype)
 
@@ -293,7 +342,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         dtype = X.dtype if X.dtype == param_dtype else np.result_type(X.dtype, param_dtype)
         if dtype not in (np.float32, np.float64):
             dtype = np.dtype(np.float64)
-        net = _network(self._units(), self.activation, self.out_activation_, dtype)
+        units = self._units()
+        if X.shape[1] != units[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but coefs_[0] expects {units[0]} input "
+                "features.")
+        net = _network(units, self.activation, self.out_activation_, dtype)
         theta = self._flat_params(net.layout, dtype)
         if type(X) is np.ndarray and X.shape[0] * net.layout.n_weights < PARALLEL_MIN_WORK:
             # Below the parallel threshold (one thread anyway): a serial
@@ -350,11 +404,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
             )
+        # scikit-learn's weight initialisation raises this TypeError for a
+        # non-integer size ("'float' object cannot be interpreted as an
+        # integer"); Layout would silently truncate it.
+        hidden_layer_sizes = [operator.index(h) for h in hidden_layer_sizes]
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if not first_pass:
+            # Training goes on in the fitted weights' dtype, whatever X's
+            # (scikit-learn updates its coefs_ in place, keeping their dtype).
+            dtype = self.coefs_[0].dtype
+            if dtype in (np.float32, np.float64) and X.dtype != dtype:
+                X = X.astype(dtype)
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -425,6 +489,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     def _fit_lbfgs(self, X, y, sample_weight, net, theta, monitor):
         if sample_weight is None:
             sample_weight = np.ones(X.shape[0], dtype=X.dtype)
+        else:
+            _check_weight_sums(sample_weight, [0])
         objective = FullBatchObjective(net, Inputs(X, X.dtype), y, sample_weight, self.alpha)
 
         if self.verbose is True or self.verbose >= 1:
@@ -535,6 +601,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 if self.shuffle:
                     # sklearn.utils.shuffle draws exactly rs.permutation(n).
                     sample_idx = sample_idx[random_state.permutation(n_samples)]
+                if sample_weight is not None:
+                    _check_weight_sums(sample_weight_train[sample_idx],
+                                       range(0, n_samples, batch_size))
 
                 self.loss_ = float(trainer.run_epoch(theta, sample_idx, shuffled=self.shuffle))
                 self.n_iter_ += 1

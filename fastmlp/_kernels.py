@@ -294,9 +294,23 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
 
     X : (n, units[0]) dense input; out : (n, units[-1]), written;
     z0, z1 : work vectors of at least ``max(units[1:])`` elements.
+    Raises ValueError where the arrays do not fit ``units``: the loops
+    below index without bounds checks.
     """
     L = w_off.shape[0]
     zero = theta.dtype.type(0)
+    fits = (units.shape[0] == L + 1 and b_off.shape[0] == L and acts_code.shape[0] >= L - 1
+            and X.shape[1] == units[0] and out.shape[0] == X.shape[0]
+            and out.shape[1] == units[L])
+    for l in range(L):
+        m = units[l + 1]
+        if not fits:
+            break
+        fits = (w_off[l] >= 0 and b_off[l] == w_off[l] + units[l] * m
+                and b_off[l] + m <= theta.shape[0] and m <= z0.shape[0]
+                and m <= z1.shape[0])
+    if not fits:
+        raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
     for r in range(X.shape[0]):
         a = X[r]
         for l in range(L):

@@ -71,11 +71,23 @@ class Layout:
                 [self.intercept_view(theta, i) for i in range(n)])
 
     def pack(self, coefs, intercepts, dtype):
-        """Copy per-layer arrays into a new flat buffer of ``dtype``."""
+        """Copy per-layer arrays into a new flat buffer of ``dtype``.
+
+        Every array must have exactly its layer's shape: no broadcasting,
+        and one array per layer, so no part of the buffer is left unset.
+        """
+        n = self.n_weight_layers
+        if len(coefs) != n or len(intercepts) != n:
+            raise ValueError(f"expected {n} coefficient and intercept arrays, got "
+                             f"{len(coefs)} and {len(intercepts)}.")
         theta = np.empty(self.size, dtype=dtype)
         for i, (c, b) in enumerate(zip(coefs, intercepts)):
-            self.coef_view(theta, i)[...] = c
-            self.intercept_view(theta, i)[...] = b
+            cv, bv = self.coef_view(theta, i), self.intercept_view(theta, i)
+            if np.shape(c) != cv.shape or np.shape(b) != bv.shape:
+                raise ValueError(f"layer {i}: expected shapes {cv.shape} and {bv.shape}, "
+                                 f"got {np.shape(c)} and {np.shape(b)}.")
+            cv[...] = c
+            bv[...] = b
         return theta
 
     def glorot_init(self, random_state, dtype, activation):

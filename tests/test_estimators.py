@@ -234,13 +234,15 @@ def test_sparse_equals_dense(fmt):
     np.testing.assert_allclose(a.predict_proba(Xs), b.predict_proba(X), atol=1e-12)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("corrupt", ["index_too_large", "negative_index", "indptr_decreasing"])
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
-def test_malformed_csr_raises_before_any_kernel(corrupt, Est):
+def test_malformed_sparse_input_raises_before_any_kernel(corrupt, fmt, Est):
     # The kernels index the weights by a CSR input's column indices without
-    # bounds checks; a corrupted matrix must raise, not read out of bounds
+    # bounds checks, and scipy's CSC-to-CSR conversion itself crashes on a
+    # corrupted CSC matrix: either must raise, not read out of bounds
     # (scikit-learn's own MLP crashes the process on these).
-    X = sp.csr_matrix(np.where(np.abs(X_iris) < 0.5, 0, X_iris))
+    X = sp.csr_matrix(np.where(np.abs(X_iris) < 0.5, 0, X_iris)).asformat(fmt)
     bad = X.copy()
     if corrupt == "index_too_large":
         bad.indices[3] = 10**6
@@ -249,7 +251,7 @@ def test_malformed_csr_raises_before_any_kernel(corrupt, Est):
         bad.indices[3] = -(10**6)
         message = "indices must be >= 0"
     else:
-        bad.indptr[5] = bad.indptr[7] + 1
+        bad.indptr[2] = bad.indptr[3] + 1
         message = "non-decreasing"
     kept = [bad.data.copy(), bad.indices.copy(), bad.indptr.copy()]
     est = Est(hidden_layer_sizes=(5,), max_iter=2, random_state=0)
@@ -260,6 +262,89 @@ def test_malformed_csr_raises_before_any_kernel(corrupt, Est):
         est.predict(bad)
     for a, b in zip(kept, [bad.data, bad.indices, bad.indptr]):
         np.testing.assert_array_equal(a, b)  # the caller's matrix is not modified
+
+
+def _edit_layers(est, edit):
+    """Apply one inconsistent edit to a fitted model's coefs_/intercepts_."""
+    c0, c1 = est.coefs_
+    if edit == "first_layer_too_wide":
+        est.coefs_ = [np.ones((4000, c0.shape[1])), c1]
+    elif edit == "first_layer_too_narrow":
+        est.coefs_ = [np.ones((2, c0.shape[1])), c1]
+    elif edit == "intercept_missing":
+        est.intercepts_ = est.intercepts_[:1]
+    elif edit == "coef_broadcastable":
+        est.coefs_ = [c0, np.full((1, c1.shape[1]), 0.5)]
+    elif edit == "view_reshaped_in_place":
+        c0.shape = (c0.shape[1], c0.shape[0])
+
+
+@pytest.mark.parametrize("edit", ["first_layer_too_wide", "first_layer_too_narrow",
+                                  "intercept_missing", "coef_broadcastable",
+                                  "view_reshaped_in_place"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_inconsistent_layers_raise_before_any_kernel(edit, sparse):
+    # The kernels read the flat buffer at offsets computed from coefs_'
+    # shapes: layers that do not chain, or do not take X's width, must raise
+    # (scikit-learn raises numpy's matmul or index errors here), not read out
+    # of bounds or pack uninitialised memory.
+    X = X_iris[:, :3] if edit == "view_reshaped_in_place" else X_iris
+    Xin = sp.csr_matrix(X) if sparse else X
+    params = dict(hidden_layer_sizes=(X.shape[1] + 2,), max_iter=2, random_state=0)
+    est = MLPRegressor(**params).fit(X, y_iris)
+    _edit_layers(est, edit)
+    calls = [lambda: est.predict(Xin[:3]), lambda: est.predict(Xin),
+             lambda: est.partial_fit(Xin, y_iris)]
+    if not edit.startswith("first_layer"):  # those still chain: only X does not fit
+        calls.append(lambda: pickle.loads(pickle.dumps(est)))
+    for call in calls:
+        with pytest.raises(ValueError, match="coefs_|features|layer sizes"):
+            call()
+    if edit != "view_reshaped_in_place":
+        ref = sk.MLPRegressor(**params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref.fit(X, y_iris)
+        _edit_layers(ref, edit)
+        with pytest.raises(ValueError, match="expected|features"):
+            MLPRegressor.from_sklearn(ref).predict(X)
+
+
+def test_non_integer_layer_size_raises_sklearns_error():
+    with pytest.raises(TypeError) as ours:
+        MLPClassifier(hidden_layer_sizes=(5.7,), max_iter=2).fit(X_iris, y_iris)
+    with pytest.raises(TypeError) as theirs:
+        sk.MLPClassifier(hidden_layer_sizes=(5.7,), max_iter=2).fit(X_iris, y_iris)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_batch_with_zero_weight_sum_raises_sklearns_error(Est):
+    sw = np.ones(len(y_iris))
+    sw[:10] = 0
+    params = dict(hidden_layer_sizes=(5,), max_iter=2, batch_size=10, shuffle=False)
+    with pytest.raises(ZeroDivisionError) as ours:
+        Est(**params).fit(X_iris, y_iris, sample_weight=sw)
+    sk_est = getattr(sk, Est.__name__)
+    with pytest.raises(ZeroDivisionError) as theirs:
+        sk_est(**params).fit(X_iris, y_iris, sample_weight=sw)
+    assert str(ours.value) == str(theirs.value)
+    # shuffled batches: the same check on each epoch's order, and no error
+    # when no batch sums to zero
+    Est(**{**params, "shuffle": True}, random_state=0).fit(X_iris, y_iris, sample_weight=sw + 1)
+
+
+@pytest.mark.parametrize("first, then", [(np.float64, np.float32), (np.float32, np.float64)])
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_further_training_keeps_the_fitted_dtype(first, then, how):
+    # scikit-learn updates coefs_ in place, so their dtype is the first fit's
+    kw = dict(hidden_layer_sizes=(5,), max_iter=2, random_state=0, warm_start=how == "warm_start")
+    dtypes = []
+    for Est in (MLPClassifier, sk.MLPClassifier):
+        est = Est(**kw).fit(X_iris.astype(first), y_iris)
+        (est.partial_fit if how == "partial_fit" else est.fit)(X_iris.astype(then), y_iris)
+        dtypes.append([c.dtype for c in est.coefs_ + est.intercepts_])
+    assert dtypes[0] == dtypes[1] == [np.dtype(first)] * 4
 
 
 def test_multilabel_and_multioutput():
