@@ -267,7 +267,8 @@ class Bench:
         table.note(f"median of {single_calls} calls (1 row) / {batch_calls} calls (batch) "
                    f"after 5 untimed; {per_row / 1e6:.3g} MFLOP per row")
         table.note("fastmlp and scikit-learn trained the same network from the same seed, "
-                   "so their probabilities agree to rounding"
+                   "so their probabilities agree to rounding in float64 (in float32 the "
+                   "two trainings drift apart over the epochs)"
                    + ("; torch: model(x) under torch.no_grad() + softmax" if self.torch else ""))
         self.libraries_note(table)
         self.emit(table)

@@ -10,9 +10,6 @@ import numpy as np
 
 from ._codes import (
     EXP,
-    HEAD_EXP,
-    HEAD_LOGISTIC,
-    HEAD_SOFTMAX,
     IDENTITY,
     LOGISTIC,
     RELU,
@@ -28,7 +25,7 @@ def activate(z, act):
 
     Besides the hidden activations, ``act`` may be an output layer's
     SOFTMAX (the row maximum subtracted first, as scikit-learn does) or
-    EXP (see :func:`head_activation`).
+    EXP (:data:`fastmlp._codes.HEAD_ACTIVATIONS` maps output heads to these).
     """
     m = z.shape[0]
     if act == RELU:
@@ -57,19 +54,6 @@ def activate(z, act):
         for c in range(m):
             z[c] = np.exp(z[c])
     # IDENTITY: nothing to do
-
-
-@jit(inline="always")
-def head_activation(head):
-    """The activation code of output head ``head``'s output function
-    (:data:`fastmlp._codes.HEAD_ACTIVATIONS`)."""
-    if head == HEAD_SOFTMAX:
-        return SOFTMAX
-    if head == HEAD_LOGISTIC:
-        return LOGISTIC
-    if head == HEAD_EXP:
-        return EXP
-    return IDENTITY
 
 
 @jit()

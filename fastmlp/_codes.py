@@ -13,8 +13,9 @@ RELU = 3
 
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
-# Output-layer activations, never a hidden layer's: with these, the forward
-# kernels apply a head's output activation themselves (prediction).
+# Output-layer activations, never a hidden layer's: the output head's function
+# through the same ``activate`` as the hidden layers' (output_head in
+# training, the forward kernels in prediction).
 SOFTMAX = 4
 EXP = 5
 
@@ -29,9 +30,12 @@ HEAD_EXP = 3  # exp + half Poisson deviance
 HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_LOGISTIC: "logistic",
               HEAD_IDENTITY: "identity", HEAD_EXP: "exp"}
 HEADS = {name: code for code, name in HEAD_NAMES.items()}
-# The activation code of each head's output function.
-HEAD_ACTIVATIONS = {HEAD_SOFTMAX: SOFTMAX, HEAD_LOGISTIC: LOGISTIC,
-                    HEAD_IDENTITY: IDENTITY, HEAD_EXP: EXP}
+# The activation code of each head's output function, indexed by head code
+# (a tuple: the compiled kernels index it too).
+HEAD_ACTIVATIONS = (SOFTMAX, LOGISTIC, IDENTITY, EXP)
+assert all(HEAD_ACTIVATIONS[h] == a for h, a in ((HEAD_SOFTMAX, SOFTMAX),
+                                                 (HEAD_LOGISTIC, LOGISTIC),
+                                                 (HEAD_IDENTITY, IDENTITY), (HEAD_EXP, EXP)))
 
 # Stochastic solvers.
 SGD = 0

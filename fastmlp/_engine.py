@@ -36,9 +36,8 @@ Extension points (each an addition, not a rewrite):
   :func:`._activations.activate` / :func:`._activations.derivative`; the
   per-layer ``acts_code`` array already allows a different one per layer;
 * an output head: a code in :mod:`._codes`, its output function as an
-  activation code (a branch in :func:`._activations.activate` and
-  :func:`._activations.head_activation`), and its loss in
-  :func:`._kernels.output_head`;
+  activation code (a branch in :func:`._activations.activate`, an entry in
+  ``HEAD_ACTIVATIONS``), and its loss in :func:`._kernels.output_head`;
 * an optimizer (RMSprop, AdamW, ...): a code and a branch in
   :func:`._optim.optimizer_step`, over a range of the flat buffers
   ``state1``/``state2`` (same layout as ``theta``); the gradient kernels
@@ -168,23 +167,64 @@ class Network:
         self.head = int(head)
         self.dtype = np.dtype(dtype)
         self.max_width = int(layout.units[1:].max())
-        self._offsets = {}
+        # predict_output's per-layer arguments, as Python ints: Numba types
+        # them in ~1 us per call, numpy scalars take its slow path.
+        n_layers = len(layout.units) - 1
+        self.layer_args = [
+            (int(layout.w_off[l]), int(layout.b_off[l]),
+             int(self.acts_code[l]) if l < n_layers - 1 else HEAD_ACTIVATIONS[self.head])
+            for l in range(n_layers)]
 
     def work_offsets(self, n_rows):
         """Offsets of each layer's (n_rows, units) block in a work buffer,
-        and the buffer's size. Memoised: predictions ask for them often."""
-        found = self._offsets.get(n_rows)
-        if found is None:
-            sizes = n_rows * self.layout.units[1:]
-            a_off = np.zeros(len(sizes), dtype=np.int64)
-            a_off[1:] = np.cumsum(sizes)[:-1]
-            a_off.flags.writeable = False
-            found = self._offsets[n_rows] = (a_off, int(sizes.sum()))
-        return found
+        and the buffer's size."""
+        sizes = n_rows * self.layout.units[1:]
+        a_off = np.zeros(len(sizes), dtype=np.int64)
+        a_off[1:] = np.cumsum(sizes)[:-1]
+        # read-only, as the kernels were compiled for (Numba types it apart)
+        a_off.flags.writeable = False
+        return a_off, int(sizes.sum())
 
 
 _EMPTY = {dt: np.zeros(0, dtype=dt) for dt in (np.float32, np.float64, np.int64)}
 _EMPTY_INDPTR = np.zeros(1, dtype=np.int64)
+
+
+def _check_compressed(X):
+    """Raise ValueError unless CSR/CSC ``X``'s index arrays are consistent.
+
+    The kernels index ``W`` and their work buffers by these arrays without
+    bounds checks, and scikit-learn's validation does not look inside them:
+    an index out of range or a decreasing ``indptr`` (a hand-built or
+    corrupted matrix) would read out of bounds, and scipy's own CSC-to-CSR
+    conversion crashes the process on such a CSC matrix (so does
+    scikit-learn's MLP). The checks and messages are those of scipy's
+    ``check_format(full_check=True)``, done here on the arrays as they are:
+    that method, or building a matrix to run it on, narrows int64 indices
+    to int32 when they fit, two O(nnz) copies for nothing.
+    """
+    major, minor = X.shape if X.format == "csr" else X.shape[::-1]
+    indptr, indices = X.indptr, X.indices
+    if indptr.ndim != 1 or indices.ndim != 1 or X.data.ndim != 1:
+        raise ValueError("data, indices, and indptr should be 1-D")
+    if len(indptr) != major + 1:
+        raise ValueError(f"index pointer size {len(indptr)} should be {major + 1}")
+    if indptr[0] != 0:
+        raise ValueError("index pointer should start with 0")
+    if len(indices) != len(X.data):
+        raise ValueError("indices and data should have the same size")
+    nnz = indptr[-1]
+    if nnz > len(indices):
+        raise ValueError("Last value of index pointer should be less than the size of index "
+                         "and data arrays")
+    if nnz > 0:
+        used = indices[:nnz]
+        if used.max() >= minor:
+            raise ValueError(f"indices must be < {minor}")
+        if used.min() < 0:
+            raise ValueError("indices must be >= 0")
+        if np.diff(indptr).min() < 0:
+            raise ValueError("indptr must be a non-decreasing sequence")
 
 
 class Inputs:
@@ -199,17 +239,8 @@ class Inputs:
         self.n_rows, self.n_cols = X.shape
         self.is_sparse = sp.issparse(X)
         if self.is_sparse:
-            # The kernels index W and their work buffers by these arrays
-            # without bounds checks, and scikit-learn's validation does not
-            # look inside them: an index out of range or a decreasing indptr
-            # (a hand-built or corrupted matrix) would read out of bounds, and
-            # scipy's own CSC-to-CSR conversion crashes the process on such a
-            # CSC matrix (so does scikit-learn's MLP). scipy's full check
-            # raises ValueError instead, in O(nnz), on a new matrix object
-            # sharing the arrays, so its pruning never touches the caller's.
             if X.format in ("csr", "csc"):
-                X = type(X)((X.data, X.indices, X.indptr), shape=X.shape, copy=False)
-                X.check_format(full_check=True)
+                _check_compressed(X)
             X = sp.csr_matrix(X)
             self.X = np.zeros((0, self.n_cols), dtype=dtype)
             self.data = np.ascontiguousarray(X.data, dtype=dtype)
@@ -414,52 +445,60 @@ def predict_serial_output(net, theta, X):
 
 
 def predict_output(net, theta, inputs):
-    """Output activations, shape (n_rows, n_outputs), in the parameter dtype.
+    """Output activations of every row of an input.
 
     Chunks of :data:`PREDICT_CHUNK` rows go through the network one layer
     call at a time, from Python, on the training path's own compiled
     kernels: :func:`._linalg.layer` (FORWARD) for every dense layer and
     :func:`._linalg.csr_linear_forward` for a sparse input's first layer,
-    with exactly the argument types the epoch kernels give them; the output
-    layer applies the head's activation itself
-    (:func:`._activations.head_activation`). So a prediction after a fit in
-    the same dtype and input kind compiles nothing. A compiled chunk loop
-    (what this was before) links those kernels into its own module and
-    optimises them again: ~1.5 s at a process's first prediction from an
-    empty cache, against ~5 us more per chunk here (2-core machine of
-    bench/README.md). Python ints, not numpy scalars, keep each call's
-    argument typing to ~1 us. Inputs too small to split go to
-    :func:`predict_serial_output`.
+    with the argument types the epoch kernels give them (a test checks
+    it); the output layer applies the head's activation itself. So a
+    prediction after a fit in the same dtype and input kind compiles
+    nothing, where a compiled chunk loop would link those kernels into a
+    module of its own and optimise them again (~1.5 s at a first prediction
+    from an empty cache, against a few microseconds of Python per chunk).
+
+    Parameters
+    ----------
+    net : Network
+        The architecture.
+    theta : ndarray of shape (net.layout.size,)
+        The flat parameter buffer, C-contiguous, writeable, ``net.dtype``.
+    inputs : Inputs
+        The rows to predict, in ``net.dtype``.
+
+    Returns
+    -------
+    out : ndarray of shape (inputs.n_rows, n_outputs)
+        The output layer's activations, in ``net.dtype``.
     """
     L = net.layout
     units = L.units.tolist()
+    # csr_linear_forward indexes W by the input's column indices unchecked:
+    # this is the check it relies on (the estimators check X's width too).
     if inputs.n_cols != units[0] or theta.shape != (L.size,):
-        # csr_linear_forward indexes W by the input's column indices unchecked
         raise ValueError("fastmlp: the input or parameters do not fit the network")
     dtype = net.dtype
     n = inputs.n_rows
     chunk = max(1, min(n, PREDICT_CHUNK))
     n_layers = len(units) - 1
-    w_off, b_off = L.w_off.tolist(), L.b_off.tolist()
-    acts = net.acts_code.tolist()[: n_layers - 1] + [HEAD_ACTIVATIONS[net.head]]
     out = np.empty((n, units[-1]), dtype=dtype)
     work = [np.empty((chunk, u), dtype=dtype) for u in units[1:-1]]
     X, xd, xi, xp = inputs.args()
+    if inputs.is_sparse:
+        W0, b0 = L.coef_view(theta, 0), L.intercept_view(theta, 0)
     one = dtype.type(1)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         A = X[start:stop]
-        for l in range(n_layers):
+        for l, (wo, bo, act) in enumerate(net.layer_args):
             Z = out[start:stop] if l == n_layers - 1 else work[l][: stop - start]
             if inputs.is_sparse and l == 0:
-                k, m = units[0], units[1]
-                W = theta[w_off[0] : w_off[0] + k * m].reshape(k, m)
-                csr_linear_forward(xd, xi, xp[start : stop + 1], W,
-                                   theta[b_off[0] : b_off[0] + m], Z, acts[0])
+                csr_linear_forward(xd, xi, xp[start : stop + 1], W0, b0, Z, act)
             else:
                 # grad, state and hyper are unused by FORWARD: theta stands
                 # in for them, with their types (as in _kernels.forward).
-                layer(FORWARD, theta, theta, theta, theta, w_off[l], b_off[l], A, A, Z,
-                      acts[l], NO_STEP, False, theta, one)
+                layer(FORWARD, theta, theta, theta, theta, wo, bo, A, A, Z, act, NO_STEP,
+                      False, theta, one)
             A = Z
     return out

@@ -16,6 +16,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse as sp
 
 from sklearn.base import (
     BaseEstimator,
@@ -122,6 +123,57 @@ def _network(units, activation, out_activation, dtype):
                    HEADS[out_activation], dtype)
 
 
+def _layer_units(coefs, intercepts):
+    """Layer sizes of a network given as per-layer arrays.
+
+    Parameters
+    ----------
+    coefs, intercepts : sequences of arrays
+        ``coefs_`` and ``intercepts_``, which a user may assign, or edit
+        before unpickling.
+
+    Returns
+    -------
+    units : tuple of int
+        ``(n_features, hidden_1, ..., n_outputs)``.
+
+    Raises
+    ------
+    ValueError
+        Unless the arrays form a chain of layers: the kernels read the flat
+        buffer at offsets computed from these sizes, with no bounds checks.
+    """
+    # A plain loop over attributes first: this runs in every prediction,
+    # where a one-row prediction costs ~20 us in all.
+    try:
+        units = [coefs[0].shape[0]]
+        fits = len(coefs) == len(intercepts)
+        for c, b in zip(coefs, intercepts):
+            shape = c.shape
+            if len(shape) != 2 or shape[0] != units[-1] or b.shape != shape[1:]:
+                fits = False
+                break
+            units.append(shape[1])
+    except (AttributeError, IndexError, TypeError):
+        fits = False
+    if fits:
+        return tuple(units)
+    shapes = [np.shape(c) for c in coefs]
+    bshapes = [np.shape(b) for b in intercepts]
+    if len(shapes) == 0 or len(shapes) != len(bshapes):
+        raise ValueError(
+            f"coefs_ and intercepts_ must have one array per layer; got {len(shapes)} "
+            f"coefs_ and {len(bshapes)} intercepts_.")
+    for i, (shape, bshape) in enumerate(zip(shapes, bshapes)):
+        if len(shape) != 2 or bshape != shape[1:] or (i > 0 and shape[0] != shapes[i - 1][1]):
+            expected = f"({'n' if i == 0 else shapes[i - 1][1]}, m) and (m,)"
+            raise ValueError(
+                f"coefs_[{i}] of shape {shape} and intercepts_[{i}] of shape {bshape} "
+                f"do not fit the network: expected shapes {expected}.")
+    # nested lists or other array-likes that chain
+    return (shapes[0][0],) + tuple(c[1] for c in shapes)
+
+
 def _check_weight_sums(sample_weight, starts):
     """Raise scikit-learn's ZeroDivisionError where a batch's weights (the
     runs of ``sample_weight`` from each of ``starts``) sum to zero.
@@ -208,42 +260,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     # The flat buffer behind coefs_ / intercepts_
 
     def _units(self):
-        """Layer sizes of the fitted network, read from ``coefs_``.
-
-        Raises ValueError unless ``coefs_`` and ``intercepts_`` (which a user
-        may assign, or edit before unpickling) form a chain of layers: the
-        kernels read the flat buffer at offsets computed from these sizes,
-        with no bounds checks.
-        """
-        coefs, intercepts = self.coefs_, self.intercepts_
-        # A plain loop over attributes: this runs in every prediction, where
-        # a one-row prediction costs ~20 us in all.
-        try:
-            units = [coefs[0].shape[0]]
-            fits = len(coefs) == len(intercepts)
-            for c, b in zip(coefs, intercepts):
-                shape = c.shape
-                if len(shape) != 2 or shape[0] != units[-1] or b.shape != shape[1:]:
-                    fits = False
-                    break
-                units.append(shape[1])
-        except (AttributeError, IndexError, TypeError):
-            fits = False
-        if fits:
-            return tuple(units)
-        shapes = [np.shape(c) for c in coefs]
-        bshapes = [np.shape(b) for b in intercepts]
-        if len(shapes) == 0 or len(shapes) != len(bshapes):
-            raise ValueError(
-                f"coefs_ and intercepts_ must have one array per layer; got {len(shapes)} "
-                f"coefs_ and {len(bshapes)} intercepts_.")
-        for i, (shape, bshape) in enumerate(zip(shapes, bshapes)):
-            if len(shape) != 2 or bshape != shape[1:] or (i > 0 and shape[0] != shapes[i - 1][1]):
-                expected = f"({'n' if i == 0 else shapes[i - 1][1]}, m) and (m,)"
-                raise ValueError(
-                    f"coefs_[{i}] of shape {shape} and intercepts_[{i}] of shape {bshape} "
-                    f"do not fit the network: expected shapes {expected}.")
-        return tuple(shapes[0][:1]) + tuple(c[1] for c in shapes)  # lists: np.shape fits
+        """Layer sizes of the fitted network (:func:`_layer_units` of
+        ``coefs_`` and ``intercepts_``)."""
+        return _layer_units(self.coefs_, self.intercepts_)
 
     def _layout(self):
         return Layout(self._units())
@@ -267,10 +286,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         theta = getattr(self, "_theta", None)
         views = getattr(self, "_views", ())
         current = tuple(self.coefs_) + tuple(self.intercepts_)
-        if (theta is not None and theta.dtype == dtype and theta.size == layout.size
-                and len(current) == len(views)
+        if (theta is not None and theta.dtype == dtype and len(current) == len(views)
                 and all(a is b for a, b in zip(current, views))):
-            # (the size test: a view reshaped in place is still the same object)
             return theta
         return layout.pack(self.coefs_, self.intercepts_, dtype)
 
@@ -338,11 +355,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         """
         if check_input:
             X = self._validate_for_predict(X)
+        units = self._units()  # first: it raises for inconsistent coefs_
         param_dtype = self.coefs_[0].dtype
         dtype = X.dtype if X.dtype == param_dtype else np.result_type(X.dtype, param_dtype)
         if dtype not in (np.float32, np.float64):
             dtype = np.dtype(np.float64)
-        units = self._units()
         if X.shape[1] != units[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features, but coefs_[0] expects {units[0]} input "
@@ -416,9 +433,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         if not first_pass:
             # Training goes on in the fitted weights' dtype, whatever X's
             # (scikit-learn updates its coefs_ in place, keeping their dtype).
+            self._units()  # first: it raises for inconsistent coefs_
             dtype = self.coefs_[0].dtype
             if dtype in (np.float32, np.float64) and X.dtype != dtype:
-                X = X.astype(dtype)
+                X = X.astype(dtype) if sp.issparse(X) else np.asarray(X, dtype, order="C")
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -580,6 +598,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
 
         if sample_weight_train is None:
             sample_weight_train = np.ones(n_samples, dtype=X.dtype)
+        # only then can a batch's weights sum to zero (checked per epoch order)
+        zero_weights = not (sample_weight_train > 0).all()
         trainer = StochasticTrainer(
             net, Inputs(X_train, X.dtype), y_train, sample_weight_train, batch_size,
             SOLVERS[self.solver], alpha=self.alpha,
@@ -601,7 +621,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 if self.shuffle:
                     # sklearn.utils.shuffle draws exactly rs.permutation(n).
                     sample_idx = sample_idx[random_state.permutation(n_samples)]
-                if sample_weight is not None:
+                if zero_weights:
                     _check_weight_sums(sample_weight_train[sample_idx],
                                        range(0, n_samples, batch_size))
 
@@ -801,7 +821,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         for name in cls._FITTED_ATTRIBUTES:
             if hasattr(estimator, name):
                 setattr(model, name, copy.deepcopy(getattr(estimator, name)))
-        units = [estimator.coefs_[0].shape[0]] + [c.shape[1] for c in estimator.coefs_]
+        units = _layer_units(estimator.coefs_, estimator.intercepts_)
         layout = Layout(units)
         dtype = estimator.coefs_[0].dtype
         model._bind(layout, layout.pack(estimator.coefs_, estimator.intercepts_, dtype))

@@ -17,10 +17,11 @@ re-generated the machine code of everything it calls (see
 
 import numpy as np
 
-from ._activations import activate, head_activation
+from ._activations import activate
 from ._codes import (
     H_ALPHA,
     H_LOG_EPS,
+    HEAD_ACTIVATIONS,
     HEAD_EXP,
     HEAD_LOGISTIC,
     HEAD_SOFTMAX,
@@ -81,7 +82,7 @@ def output_head(Z, Y, sw, head, log_eps, D, row_loss):
     n, m = Z.shape
     one = Z.dtype.type(1)
     hi = one - log_eps
-    out_act = head_activation(head)
+    out_act = HEAD_ACTIVATIONS[head]
     for r in range(n):
         z = Z[r]
         y = Y[r]
@@ -302,11 +303,9 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
     fits = (units.shape[0] == L + 1 and b_off.shape[0] == L and acts_code.shape[0] >= L - 1
             and X.shape[1] == units[0] and out.shape[0] == X.shape[0]
             and out.shape[1] == units[L])
-    for l in range(L):
+    for l in range(L if fits else 0):
         m = units[l + 1]
-        if not fits:
-            break
-        fits = (w_off[l] >= 0 and b_off[l] == w_off[l] + units[l] * m
+        fits = (fits and w_off[l] >= 0 and b_off[l] == w_off[l] + units[l] * m
                 and b_off[l] + m <= theta.shape[0] and m <= z0.shape[0]
                 and m <= z1.shape[0])
     if not fits:
@@ -357,7 +356,7 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out, z0, z1):
                 else:
                     activate(z, act)
             a = z
-        activate(a, head_activation(head))
+        activate(a, HEAD_ACTIVATIONS[head])
         o = out[r]
         for c in range(o.shape[0]):
             o[c] = a[c]
