@@ -13,9 +13,9 @@ RELU = 3
 
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
-# Output-layer activations, never a hidden layer's: the output head's function
-# through the same ``activate`` as the hidden layers' (output_head in
-# training, the forward kernels in prediction).
+# Output-layer activations, never a hidden layer's: the forward kernels apply
+# the output head's function through the same ``activate`` as the hidden
+# layers', in their parallel tasks.
 SOFTMAX = 4
 EXP = 5
 

@@ -63,13 +63,14 @@ def _xlogy(x, y):
 
 @jit()
 def output_head(Z, Y, sw, head, log_eps, D, row_loss):
-    """Apply the output activation, the per-row loss and the output delta.
+    """The per-row loss and the output delta of the output activations.
 
     Serial: a batch's output layer is a few thousand elements (200 rows x
     10 classes), less work than a parallel region's fork and join, and a
     ``prange`` here cost ~1 s of compilation per dtype.
 
-    Z : (n, m) output-layer pre-activations, replaced by the activations.
+    Z : (n, m) output-layer activations (the forward pass applied the
+        head's function).
     Y : (n, m) targets (one-hot / indicator for classification).
     sw : (n,) sample weights.
     D : (n, m) written with ``(out - y) * sw``.
@@ -82,11 +83,9 @@ def output_head(Z, Y, sw, head, log_eps, D, row_loss):
     n, m = Z.shape
     one = Z.dtype.type(1)
     hi = one - log_eps
-    out_act = HEAD_ACTIVATIONS[head]
     for r in range(n):
         z = Z[r]
         y = Y[r]
-        activate(z, out_act)
         loss = 0.0
         if head == HEAD_SOFTMAX:
             for c in range(m):
@@ -164,19 +163,22 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
 
 
 @jit(inline="always")
-def forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off):
-    """Forward pass of ``n`` rows through every layer, output pre-activation.
+def forward(theta, units, w_off, b_off, acts_code, out_act, is_sparse, X, xd, xi, xp, n,
+            acts, a_off):
+    """Forward pass of ``n`` rows through every layer.
 
     X : (n, k) dense input (ignored when ``is_sparse``); xd, xi, xp : CSR
     input (ignored unless ``is_sparse``). acts_code : (n_layers - 2,) int64
-    hidden activation codes. The output layer's block of ``acts`` receives
-    ``A @ W + b`` without activation: the head applies it.
+    hidden activation codes; out_act : the output layer's (its head's
+    function, ``HEAD_ACTIVATIONS[head]``), applied by the layer kernel's
+    parallel tasks: on W1 (200 rows x 10 classes) the serial softmax in
+    :func:`output_head` was ~10% of a batch.
     """
     L = w_off.shape[0]
     one = theta.dtype.type(1)
     for l in range(L):
         Z = block_view(acts, a_off, l, n, units[l + 1])
-        act = acts_code[l] if l < L - 1 else IDENTITY
+        act = acts_code[l] if l < L - 1 else out_act
         if is_sparse and l == 0:
             W = coef_view(theta, units, w_off, l)
             b = intercept_view(theta, units, b_off, l)
@@ -248,7 +250,8 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     """
     L = w_off.shape[0]
     alpha = hyper[H_ALPHA]
-    forward(theta, units, w_off, b_off, acts_code, is_sparse, X, xd, xi, xp, n, acts, a_off)
+    forward(theta, units, w_off, b_off, acts_code, HEAD_ACTIVATIONS[head], is_sparse, X, xd,
+            xi, xp, n, acts, a_off)
     m_out = units[L]
     Zout = block_view(acts, a_off, L - 1, n, m_out)
     Dout = block_view(deltas, a_off, L - 1, n, m_out)

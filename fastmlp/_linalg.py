@@ -339,9 +339,8 @@ def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, neste
     FORWARD
         ``Out = act(X @ W + b)``. X : (n, k) layer input; Out : (n, m). Each
         task sets its rows of ``Out`` to ``b`` and adds ``X @ W`` to them
-        (BLAS with beta = 1). For the output layer, ``act`` is IDENTITY in
-        training (the head applies its function with the loss) and the
-        head's own function (SOFTMAX, LOGISTIC, EXP) in prediction.
+        (BLAS with beta = 1). For the output layer, ``act`` is its head's
+        function (``HEAD_ACTIVATIONS``: SOFTMAX, LOGISTIC, IDENTITY, EXP).
     BACKWARD
         ``Out = (D @ W.T) * act'(X)``. D : (n, m) the layer's output deltas;
         X : (n, k) the previous layer's output, of activation ``act``;
