@@ -236,8 +236,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         self.learning_rate_init = learning_rate_init
         self.power_t = power_t
         self.max_iter = max_iter
-        if loss is not None:
-            self.loss = loss
+        self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.shuffle = shuffle
         self.random_state = random_state
@@ -539,18 +538,32 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             },
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = float(opt_res.fun)
+        self.loss_ = np.float64(opt_res.fun)
         theta[...] = opt_res.x
+
+    def _optimizer_params(self):
+        """The settings scikit-learn's optimizer objects take at creation."""
+        return {"solver": self.solver, "learning_rate_init": self.learning_rate_init,
+                "schedule": self.learning_rate, "power_t": self.power_t,
+                "momentum": self.momentum, "nesterov": self.nesterovs_momentum,
+                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
     def _new_optimizer_state(self):
         return {"solver": self.solver, "learning_rate": float(self.learning_rate_init),
-                "t": 0, "state1": None, "state2": None}
+                "t": 0, "state1": None, "state2": None, "params": self._optimizer_params()}
 
     def _fit_stochastic(self, X, y, sample_weight, net, theta, incremental, random_state,
                         monitor):
+        # As scikit-learn: a fit makes a new optimizer, partial_fit goes on
+        # with the one it has. Its settings are those of its creation, so
+        # set_params between partial_fit calls (even of the solver) does
+        # not reach it.
         opt = getattr(self, "_optimizer", None)
-        if not incremental or opt is None or opt.get("solver") != self.solver:
+        if not incremental or opt is None:
             opt = self._new_optimizer_state()
+        # (an optimizer unpickled from before the settings were kept, or
+        # taken over from scikit-learn without them: the current ones)
+        hp = opt.setdefault("params", self._optimizer_params())
 
         # early_stopping in partial_fit doesn't make sense
         if self.early_stopping and incremental:
@@ -602,10 +615,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         zero_weights = not (sample_weight_train > 0).all()
         trainer = StochasticTrainer(
             net, Inputs(X_train, X.dtype), y_train, sample_weight_train, batch_size,
-            SOLVERS[self.solver], alpha=self.alpha,
-            learning_rate_init=self.learning_rate_init, momentum=self.momentum,
-            nesterov=self.nesterovs_momentum, beta_1=self.beta_1, beta_2=self.beta_2,
-            epsilon=self.epsilon,
+            SOLVERS[hp["solver"]], alpha=self.alpha,
+            learning_rate_init=hp["learning_rate_init"], momentum=hp["momentum"],
+            nesterov=hp["nesterov"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
+            epsilon=hp["epsilon"],
         )
         if opt["state1"] is not None:
             trainer.state1[...] = opt["state1"]
@@ -625,7 +638,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                     _check_weight_sums(sample_weight_train[sample_idx],
                                        range(0, n_samples, batch_size))
 
-                self.loss_ = float(trainer.run_epoch(theta, sample_idx, shuffled=self.shuffle))
+                self.loss_ = np.float64(trainer.run_epoch(theta, sample_idx,
+                                                          shuffled=self.shuffle))
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
@@ -642,9 +656,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 )
 
                 # learning rate schedules act at the end of an epoch
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                if hp["solver"] == "sgd" and hp["schedule"] == "invscaling":
                     opt["learning_rate"] = (
-                        float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                        float(hp["learning_rate_init"]) / (self.t_ + 1) ** hp["power_t"]
                     )
                     trainer.set_learning_rate(opt["learning_rate"])
 
@@ -687,10 +701,16 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         if early_stopping:
             # restore best weights
             theta[...] = net.layout.pack(self._best_coefs, self._best_intercepts, theta.dtype)
+            # scikit-learn restores them by ``self.coefs_ = self._best_coefs``,
+            # so the two are then the same arrays: a later warm_start fit
+            # trains them in place and, unless it finds a new best, its
+            # "restored best" weights are its last ones. Kept for parity.
+            self._best_coefs, self._best_intercepts = self.coefs_, self.intercepts_
 
     def _trigger_stopping(self, opt, msg):
         """scikit-learn's optimizer ``trigger_stopping``: stop, or cut the rate."""
-        if self.solver == "adam" or self.learning_rate != "adaptive":
+        hp = opt["params"]
+        if hp["solver"] == "adam" or hp["schedule"] != "adaptive":
             if self.verbose:
                 print(msg + " Stopping.")
             return True
@@ -832,7 +852,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         sk_opt = getattr(estimator, "_optimizer", None)
         if sk_opt is not None and estimator.solver in _STOCHASTIC_SOLVERS:
             opt = {"solver": estimator.solver, "learning_rate": float(sk_opt.learning_rate),
-                   "t": 0, "state1": None, "state2": None}
+                   "t": 0, "state1": None, "state2": None,
+                   "params": {**model._optimizer_params(), "solver": estimator.solver,
+                              "learning_rate_init": sk_opt.learning_rate_init}}
+            if estimator.solver == "sgd":
+                opt["params"].update(schedule=sk_opt.lr_schedule, power_t=sk_opt.power_t,
+                                     momentum=sk_opt.momentum, nesterov=sk_opt.nesterov)
+            else:
+                opt["params"].update(beta_1=sk_opt.beta_1, beta_2=sk_opt.beta_2,
+                                     epsilon=sk_opt.epsilon)
             if estimator.solver == "sgd":
                 opt["state1"] = layout.pack(sk_opt.velocities[: len(units) - 1],
                                             sk_opt.velocities[len(units) - 1 :], dtype)
@@ -1201,7 +1229,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             learning_rate_init=learning_rate_init,
             power_t=power_t,
             max_iter=max_iter,
-            loss=None,
+            loss="log_loss",
             shuffle=shuffle,
             random_state=random_state,
             tol=tol,
@@ -1523,6 +1551,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             dtype=(np.float64, np.float32),
             reset=reset,
         )
+        if y.dtype.kind in "SU":
+            # y_numeric converts only object arrays: scikit-learn's loss then
+            # fails on string targets with numpy's error, which this
+            # subtraction raises (the engine would parse numeric strings).
+            y - np.zeros(1, dtype=X.dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

@@ -183,3 +183,78 @@ def test_from_sklearn_rejects_wrong_kind():
         b.fit(X, y)
     with pytest.raises(TypeError, match="needs a fitted classifier"):
         fastmlp.MLPClassifier.from_sklearn(b)
+
+
+def test_warm_start_after_early_stopping_keeps_sklearns_aliasing():
+    # scikit-learn restores the best weights by `coefs_ = _best_coefs`, so a
+    # later warm_start fit trains the "best" arrays in place: without a new
+    # best, what it restores are its last weights. Three fits in a row, with
+    # settings where later fits find no new best, agree with scikit-learn.
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(5,), random_state=0, max_iter=5, early_stopping=True,
+                  warm_start=True)
+    ours, theirs = fastmlp.MLPClassifier(**params), sk.MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            ours.fit(X, y)
+            theirs.fit(X, y)
+            for p, q in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+                np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
+            np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver, change", [
+    ("adam", dict(learning_rate_init=0.1)), ("adam", dict(beta_1=0.1, beta_2=0.5, epsilon=1e-3)),
+    ("adam", dict(solver="sgd")), ("sgd", dict(momentum=0.1, nesterovs_momentum=False)),
+    ("sgd", dict(learning_rate="invscaling", power_t=0.9)),
+])
+def test_partial_fit_keeps_the_optimizer_settings_of_its_creation(solver, change):
+    # scikit-learn's partial_fit goes on with the optimizer object the first
+    # call made: set_params between calls does not reach it.
+    X, y = _data("multiclass")
+    models = []
+    for Est in (fastmlp.MLPClassifier, sk.MLPClassifier):
+        est = Est(hidden_layer_sizes=(5,), random_state=0, solver=solver)
+        est.partial_fit(X, y, classes=np.unique(y))
+        est.set_params(**change)
+        est.partial_fit(X, y)
+        est.partial_fit(X, y)
+        models.append(est)
+    for p, q in zip(models[0].coefs_ + models[0].intercepts_,
+                    models[1].coefs_ + models[1].intercepts_):
+        np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
+
+
+def test_loss_attributes_are_numpy_floats_and_loss_none_is_a_parameter():
+    X, y = _data("multiclass")
+    for solver in ("adam", "lbfgs"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours = fastmlp.MLPClassifier(max_iter=3, solver=solver, random_state=0).fit(X, y)
+            theirs = sk.MLPClassifier(max_iter=3, solver=solver, random_state=0).fit(X, y)
+        assert type(ours.loss_) is type(theirs.loss_)
+        if solver == "adam":
+            assert type(ours.best_loss_) is type(theirs.best_loss_)
+            assert {type(v) for v in ours.loss_curve_} == {type(v) for v in theirs.loss_curve_}
+    assert fastmlp.MLPClassifier().loss == sk.MLPClassifier().loss
+    # loss=None is stored, so get_params, repr and clone work; fit rejects it
+    from sklearn.base import clone
+    reg = fastmlp.MLPRegressor(loss=None)
+    assert reg.get_params()["loss"] is None and clone(reg).loss is None
+    assert repr(reg) == repr(sk.MLPRegressor(loss=None))
+    Xr, yr = _data("regression")
+    with pytest.raises(ValueError, match="'loss' parameter"):
+        reg.fit(Xr, yr)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_regressor_string_targets_raise_sklearns_error(solver):
+    X, y = _data("regression")
+    y = y.astype(str)
+    errors = []
+    for Est in (fastmlp.MLPRegressor, sk.MLPRegressor):
+        with pytest.raises(TypeError) as info:
+            Est(hidden_layer_sizes=(3,), max_iter=2, random_state=0, solver=solver).fit(X, y)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
