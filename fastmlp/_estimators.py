@@ -549,8 +549,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
     def _new_optimizer_state(self):
-        return {"solver": self.solver, "learning_rate": float(self.learning_rate_init),
-                "t": 0, "state1": None, "state2": None, "params": self._optimizer_params()}
+        return {"learning_rate": float(self.learning_rate_init), "t": 0, "state1": None,
+                "state2": None, "params": self._optimizer_params()}
 
     def _fit_stochastic(self, X, y, sample_weight, net, theta, incremental, random_state,
                         monitor):
@@ -851,21 +851,22 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         ]
         sk_opt = getattr(estimator, "_optimizer", None)
         if sk_opt is not None and estimator.solver in _STOCHASTIC_SOLVERS:
-            opt = {"solver": estimator.solver, "learning_rate": float(sk_opt.learning_rate),
-                   "t": 0, "state1": None, "state2": None,
-                   "params": {**model._optimizer_params(), "solver": estimator.solver,
+            # the settings scikit-learn's optimizer object was made with (its
+            # kind too: set_params(solver=...) does not replace it)
+            kind = "sgd" if hasattr(sk_opt, "velocities") else "adam"
+            opt = {"learning_rate": float(sk_opt.learning_rate), "t": 0, "state1": None,
+                   "state2": None,
+                   "params": {**model._optimizer_params(), "solver": kind,
                               "learning_rate_init": sk_opt.learning_rate_init}}
-            if estimator.solver == "sgd":
+            if kind == "sgd":
                 opt["params"].update(schedule=sk_opt.lr_schedule, power_t=sk_opt.power_t,
                                      momentum=sk_opt.momentum, nesterov=sk_opt.nesterov)
-            else:
-                opt["params"].update(beta_1=sk_opt.beta_1, beta_2=sk_opt.beta_2,
-                                     epsilon=sk_opt.epsilon)
-            if estimator.solver == "sgd":
                 opt["state1"] = layout.pack(sk_opt.velocities[: len(units) - 1],
                                             sk_opt.velocities[len(units) - 1 :], dtype)
                 opt["state2"] = np.zeros(1, dtype=dtype)
             else:
+                opt["params"].update(beta_1=sk_opt.beta_1, beta_2=sk_opt.beta_2,
+                                     epsilon=sk_opt.epsilon)
                 n = len(units) - 1
                 opt["t"] = int(sk_opt.t)
                 opt["state1"] = layout.pack(sk_opt.ms[:n], sk_opt.ms[n:], dtype)
