@@ -321,7 +321,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: outside sklearn.*, BaseEstimator.__getstate__ returns the
+        # live __dict__, and popping from it would strip the buffer from the
+        # model being pickled or copied (scikit-learn's callbacks copy it
+        # every epoch).
+        state = dict(super().__getstate__())
         # coefs_ / intercepts_ carry the weights; the buffer is rebuilt on load.
         state.pop("_theta", None)
         state.pop("_views", None)
@@ -330,8 +334,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "coefs_" in self.__dict__:
+            # pickle keeps the identity of shared lists: after an
+            # early-stopping fit the best weights are coefs_ itself
+            aliased = self.__dict__.get("_best_coefs") is self.coefs_
             layout = self._layout()
             self._bind(layout, layout.pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype))
+            if aliased:
+                self._best_coefs, self._best_intercepts = self.coefs_, self.intercepts_
 
     # ------------------------------------------------------------------
     # Prediction
@@ -845,10 +854,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         layout = Layout(units)
         dtype = estimator.coefs_[0].dtype
         model._bind(layout, layout.pack(estimator.coefs_, estimator.intercepts_, dtype))
-        model._best_coefs = [c.copy() for c in getattr(estimator, "_best_coefs", model.coefs_)]
-        model._best_intercepts = [
-            c.copy() for c in getattr(estimator, "_best_intercepts", model.intercepts_)
-        ]
+        if getattr(estimator, "_best_coefs", None) is estimator.coefs_:
+            # after an early-stopping fit scikit-learn's best weights ARE
+            # coefs_ (see _fit_stochastic): keep that for a warm_start fit
+            model._best_coefs, model._best_intercepts = model.coefs_, model.intercepts_
+        else:
+            model._best_coefs = [
+                c.copy() for c in getattr(estimator, "_best_coefs", model.coefs_)]
+            model._best_intercepts = [
+                c.copy() for c in getattr(estimator, "_best_intercepts", model.intercepts_)]
         sk_opt = getattr(estimator, "_optimizer", None)
         if sk_opt is not None and estimator.solver in _STOCHASTIC_SOLVERS:
             # the settings scikit-learn's optimizer object was made with (its
@@ -880,7 +894,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         Returns
         -------
         estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
-            Predicts exactly as this model (same weights, same dtype), so
+            Predicts as this model to rounding (same weights, same dtype;
+            scikit-learn's matrix products sum in another order), so
             tools that understand scikit-learn's MLP (skl2onnx, for one)
             can use it. Parameters that scikit-learn does not have are
             dropped.
@@ -898,10 +913,44 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 setattr(est, name, copy.deepcopy(getattr(self, name)))
         est.coefs_ = [c.copy() for c in self.coefs_]
         est.intercepts_ = [b.copy() for b in self.intercepts_]
-        if hasattr(self, "_best_coefs"):
+        if getattr(self, "_best_coefs", None) is self.coefs_:
+            est._best_coefs, est._best_intercepts = est.coefs_, est.intercepts_
+        elif hasattr(self, "_best_coefs"):
             est._best_coefs = [c.copy() for c in self._best_coefs]
             est._best_intercepts = [c.copy() for c in self._best_intercepts]
+        opt = getattr(self, "_optimizer", None)
+        if opt is not None and opt["state1"] is not None:
+            est._optimizer = self._sklearn_optimizer(opt, est.coefs_ + est.intercepts_)
         return est
+
+    def _sklearn_optimizer(self, opt, params):
+        """scikit-learn's optimizer object with the state of ``opt`` (the
+        inverse of what :meth:`from_sklearn` takes over), so its partial_fit
+        goes on where this model's would."""
+        from sklearn.neural_network._stochastic_optimizers import (
+            AdamOptimizer,
+            SGDOptimizer,
+        )
+
+        hp = opt.get("params") or self._optimizer_params()
+        layout = self._layout()
+
+        def per_layer(buf):
+            coefs, intercepts = layout.views(np.array(buf, dtype=self.coefs_[0].dtype))
+            return coefs + intercepts
+
+        if hp["solver"] == "sgd":
+            sk_opt = SGDOptimizer(params, hp["learning_rate_init"], hp["schedule"],
+                                  hp["momentum"], hp["nesterov"], hp["power_t"])
+            sk_opt.velocities = per_layer(opt["state1"])
+        else:
+            sk_opt = AdamOptimizer(params, hp["learning_rate_init"], hp["beta_1"],
+                                   hp["beta_2"], hp["epsilon"])
+            sk_opt.t = opt["t"]
+            sk_opt.ms = per_layer(opt["state1"])
+            sk_opt.vs = per_layer(opt["state2"])
+        sk_opt.learning_rate = opt["learning_rate"]
+        return sk_opt
 
 
 _PARAMETERS_DOC = """
@@ -1143,7 +1192,7 @@ _NOTES_DOC = """
     float64.
 
     Use :meth:`from_sklearn` and :meth:`to_sklearn` to convert fitted models
-    in either direction; predictions are identical both ways.
+    in either direction; predictions agree to rounding both ways.
 """
 
 

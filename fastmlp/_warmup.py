@@ -22,7 +22,7 @@ def warm_up(dtypes=_DTYPES):
 
     Parameters
     ----------
-    dtypes : sequence of {"float64", "float32"}, default=("float64", "float32")
+    dtypes : {"float64", "float32"} or sequence of them, default=("float64", "float32")
         The parameter dtypes to prepare: float64 is what scikit-learn's
         estimators train in; float32 serves float32 input.
 
@@ -46,6 +46,8 @@ def warm_up(dtypes=_DTYPES):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 4))
     y = rng.randint(0, 3, 40)
+    if isinstance(dtypes, str):
+        dtypes = [dtypes]
     for name in dtypes:
         dtype = np.dtype(name)
         if dtype not in (np.float32, np.float64):

@@ -258,3 +258,59 @@ def test_regressor_string_targets_raise_sklearns_error(solver):
             Est(hidden_layer_sizes=(3,), max_iter=2, random_state=0, solver=solver).fit(X, y)
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1]
+
+
+def _warm_continuation(est, X, y):
+    """A warm_start fit with settings under which no new best is found."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.set_params(max_iter=3, learning_rate_init=0.5).fit(X, y)
+    return est.coefs_ + est.intercepts_
+
+
+@pytest.mark.parametrize("how", ["pickle", "copy", "from_sklearn", "to_sklearn"])
+def test_early_stopping_weight_sharing_survives_copies_and_migration(how):
+    # After an early-stopping fit scikit-learn's best weights ARE coefs_; a
+    # pickled, copied or migrated model must go on as the original does.
+    # Pickling also must not strip the original's buffer (BaseEstimator's
+    # __getstate__ returns the live __dict__ outside sklearn.*).
+    import copy
+    import pickle
+
+    X, y = _data("multiclass")
+    kw = dict(hidden_layer_sizes=(8,), max_iter=60, early_stopping=True, warm_start=True,
+              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = (sk.MLPClassifier if how == "from_sklearn" else fastmlp.MLPClassifier)(**kw)
+        start.fit(X, y)
+    if how == "pickle":
+        other = pickle.loads(pickle.dumps(start))
+        assert "_theta" in start.__dict__
+    elif how == "copy":
+        other = copy.deepcopy(start)
+        copy.copy(start)
+        assert "_theta" in start.__dict__
+    elif how == "from_sklearn":
+        other = fastmlp.MLPClassifier.from_sklearn(start)
+    else:
+        other = start.to_sklearn()
+    for p, q in zip(_warm_continuation(start, X, y), _warm_continuation(other, X, y)):
+        np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_to_sklearn_carries_the_optimizer_state(solver):
+    X, y = _data("multiclass")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = fastmlp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0,
+                                     solver=solver, momentum=0.8).fit(X, y)
+    theirs = ours.to_sklearn()
+    again = fastmlp.MLPClassifier.from_sklearn(theirs)
+    for est in (ours, theirs, again):
+        est.partial_fit(X, y)
+        est.partial_fit(X, y)
+    for other in (theirs, again):
+        for p, q in zip(ours.coefs_ + ours.intercepts_, other.coefs_ + other.intercepts_):
+            np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)

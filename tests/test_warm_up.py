@@ -79,6 +79,12 @@ def test_warm_up_covers_every_configuration():
 def test_warm_up_rejects_other_dtypes():
     with pytest.raises(ValueError, match="float64 or float32"):
         fastmlp.warm_up(["int64"])
+    with pytest.raises(ValueError, match="float64 or float32"):
+        fastmlp.warm_up("int64")  # one name, not its characters
+
+
+def test_warm_up_takes_one_dtype_name():
+    assert set(fastmlp.warm_up("float64")) == {"float64"}
 
 
 def test_warm_up_command_line(capsys):
