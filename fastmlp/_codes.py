@@ -32,10 +32,9 @@ HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_LOGISTIC: "logistic",
 HEADS = {name: code for code, name in HEAD_NAMES.items()}
 # The activation code of each head's output function, indexed by head code
 # (a tuple: the compiled kernels index it too).
-HEAD_ACTIVATIONS = (SOFTMAX, LOGISTIC, IDENTITY, EXP)
-assert all(HEAD_ACTIVATIONS[h] == a for h, a in ((HEAD_SOFTMAX, SOFTMAX),
-                                                 (HEAD_LOGISTIC, LOGISTIC),
-                                                 (HEAD_IDENTITY, IDENTITY), (HEAD_EXP, EXP)))
+_HEAD_ACTIVATION = {HEAD_SOFTMAX: SOFTMAX, HEAD_LOGISTIC: LOGISTIC,
+                    HEAD_IDENTITY: IDENTITY, HEAD_EXP: EXP}
+HEAD_ACTIVATIONS = tuple(_HEAD_ACTIVATION[h] for h in range(len(_HEAD_ACTIVATION)))
 
 # Stochastic solvers.
 SGD = 0

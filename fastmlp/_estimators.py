@@ -174,6 +174,23 @@ def _layer_units(coefs, intercepts):
     return (shapes[0][0],) + tuple(c[1] for c in shapes)
 
 
+def _shares_best_weights(est):
+    """Whether ``est``'s best weights are its ``coefs_`` list itself.
+
+    scikit-learn restores the best weights of an early-stopping fit by
+    ``self.coefs_ = self._best_coefs``, so the two are then the same arrays:
+    a later warm_start fit trains them in place and, unless it finds a new
+    best, its "restored best" weights are its last ones. fastmlp keeps that
+    for parity, through pickling and migration both ways.
+    """
+    return est.__dict__.get("_best_coefs") is est.__dict__.get("coefs_", ())
+
+
+def _share_best_weights(est):
+    """Make ``est``'s best weights its current ``coefs_`` / ``intercepts_``."""
+    est._best_coefs, est._best_intercepts = est.coefs_, est.intercepts_
+
+
 def _check_weight_sums(sample_weight, starts):
     """Raise scikit-learn's ZeroDivisionError where a batch's weights (the
     runs of ``sample_weight`` from each of ``starts``) sum to zero.
@@ -336,11 +353,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         if "coefs_" in self.__dict__:
             # pickle keeps the identity of shared lists: after an
             # early-stopping fit the best weights are coefs_ itself
-            aliased = self.__dict__.get("_best_coefs") is self.coefs_
+            aliased = _shares_best_weights(self)
             layout = self._layout()
             self._bind(layout, layout.pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype))
             if aliased:
-                self._best_coefs, self._best_intercepts = self.coefs_, self.intercepts_
+                _share_best_weights(self)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -710,11 +727,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         if early_stopping:
             # restore best weights
             theta[...] = net.layout.pack(self._best_coefs, self._best_intercepts, theta.dtype)
-            # scikit-learn restores them by ``self.coefs_ = self._best_coefs``,
-            # so the two are then the same arrays: a later warm_start fit
-            # trains them in place and, unless it finds a new best, its
-            # "restored best" weights are its last ones. Kept for parity.
-            self._best_coefs, self._best_intercepts = self.coefs_, self.intercepts_
+            # as scikit-learn, which restores them by assignment
+            _share_best_weights(self)
 
     def _trigger_stopping(self, opt, msg):
         """scikit-learn's optimizer ``trigger_stopping``: stop, or cut the rate."""
@@ -854,10 +868,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         layout = Layout(units)
         dtype = estimator.coefs_[0].dtype
         model._bind(layout, layout.pack(estimator.coefs_, estimator.intercepts_, dtype))
-        if getattr(estimator, "_best_coefs", None) is estimator.coefs_:
-            # after an early-stopping fit scikit-learn's best weights ARE
-            # coefs_ (see _fit_stochastic): keep that for a warm_start fit
-            model._best_coefs, model._best_intercepts = model.coefs_, model.intercepts_
+        if _shares_best_weights(estimator):
+            _share_best_weights(model)
         else:
             model._best_coefs = [
                 c.copy() for c in getattr(estimator, "_best_coefs", model.coefs_)]
@@ -913,8 +925,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 setattr(est, name, copy.deepcopy(getattr(self, name)))
         est.coefs_ = [c.copy() for c in self.coefs_]
         est.intercepts_ = [b.copy() for b in self.intercepts_]
-        if getattr(self, "_best_coefs", None) is self.coefs_:
-            est._best_coefs, est._best_intercepts = est.coefs_, est.intercepts_
+        if _shares_best_weights(self):
+            _share_best_weights(est)
         elif hasattr(self, "_best_coefs"):
             est._best_coefs = [c.copy() for c in self._best_coefs]
             est._best_intercepts = [c.copy() for c in self._best_intercepts]
