@@ -166,7 +166,6 @@ class Network:
             self.acts_code = np.zeros(1, dtype=np.int64)
         self.head = int(head)
         self.dtype = np.dtype(dtype)
-        self.max_width = int(layout.units[1:].max())
         # predict_output's per-layer arguments, as Python ints: Numba types
         # them in ~1 us per call, numpy scalars take its slow path.
         n_layers = len(layout.units) - 1
@@ -437,10 +436,8 @@ def predict_serial_output(net, theta, X):
     below the parallel threshold, where thread launches dominate.
     """
     L = net.layout
-    width = net.max_width
     out = np.empty((X.shape[0], int(L.units[-1])), dtype=net.dtype)
-    predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, X, out,
-                   np.empty(width, dtype=net.dtype), np.empty(width, dtype=net.dtype))
+    predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, X, out)
     return out
 
 

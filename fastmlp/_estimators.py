@@ -50,6 +50,7 @@ from ._engine import (
     predict_output,
     predict_serial_output,
 )
+from ._kernels import predict_serial
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, CallbackSupportMixin, TrainingMonitor, with_callbacks
 from ._threads import PARALLEL_MIN_WORK, resolve_threads, threads
@@ -112,6 +113,71 @@ def _sklearn_constraints():
 
 
 _SKLEARN_CONSTRAINTS = _sklearn_constraints()
+
+
+class _SmallPredictor:
+    """What a small dense prediction needs, kept on the model between calls.
+
+    A one-row ``predict_proba`` is ~6 us of arithmetic on a (256, 256)
+    float32 network; going through validation, the layer sizes, the
+    memoised :class:`Network` and the flat buffer each time cost ~12 us
+    of Python more. The first small prediction on the general path fills
+    this with the kernel's arguments; they stay valid while ``coefs_`` /
+    ``intercepts_`` are the very arrays they were made from (views of the
+    flat buffer held here, so in-place edits reach it) with their shapes
+    (numpy lets a view be reshaped in place, which the general path
+    refuses), and ``activation`` / ``out_activation_`` are unchanged;
+    anything else takes the general path, which fills it again.
+
+    Each binding of a flat buffer (a fit, unpickling, a migration) makes a
+    new, empty one; a prediction only fills the existing object, so the
+    estimator's ``__dict__`` does not change in ``predict`` (scikit-learn's
+    ``check_dict_unchanged``). The state is one tuple, replaced in one
+    assignment, so concurrent predictions never see half of it. Never
+    pickled.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self):
+        self.state = None
+
+    def fill(self, est, net, theta):
+        """Keep the arguments of ``est``'s current network, whose flat
+        buffer ``theta`` ``coefs_`` / ``intercepts_`` are views of."""
+        L = net.layout
+        coefs, intercepts = tuple(est.coefs_), tuple(est.intercepts_)
+        self.state = (
+            # the general path's serial criterion, rows * n_weights < threshold
+            (PARALLEL_MIN_WORK - 1) // L.n_weights, int(L.units[0]), net.dtype,
+            est.activation, est.out_activation_, coefs, intercepts,
+            [a.shape for a in coefs + intercepts], int(L.units[-1]),
+            (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head))
+
+    def __call__(self, est, X):
+        """The output activations of ``X``, or None where this path does
+        not apply (the caller then takes the general one)."""
+        state = self.state
+        if state is None:
+            return None
+        max_rows, n_in, dtype, activation, out_activation, coefs, intercepts, shapes, n_out, \
+            args = state
+        n = X.shape[0] if X.ndim == 2 else 0
+        if not (0 < n <= max_rows and X.shape[1] == n_in and X.dtype == dtype
+                and X.flags.c_contiguous and X.flags.writeable
+                and "feature_names_in_" not in est.__dict__
+                and est.activation == activation
+                and est.out_activation_ == out_activation
+                and len(est.coefs_) == len(coefs)
+                and len(est.intercepts_) == len(intercepts)
+                and all(map(operator.is_, est.coefs_, coefs))
+                and all(map(operator.is_, est.intercepts_, intercepts))
+                and [a.shape for a in coefs + intercepts] == shapes):
+            return None
+        out = np.empty((n, n_out), dtype=dtype)
+        # scikit-learn's finiteness check, made by the kernel: on NaN or inf
+        # the caller's validation raises its error.
+        return out if predict_serial(*args, X, out) else None
 
 
 @functools.lru_cache(maxsize=32)
@@ -286,6 +352,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     def _bind(self, layout, theta):
         """Make coefs_ / intercepts_ views of the flat buffer ``theta``."""
         self._theta = theta
+        self._predictor = _SmallPredictor()
         self.coefs_, self.intercepts_ = layout.views(theta)
         # The views handed out, to tell later whether coefs_ / intercepts_
         # still are them (in-place edits of a view reach theta; replacing an
@@ -346,6 +413,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         # coefs_ / intercepts_ carry the weights; the buffer is rebuilt on load.
         state.pop("_theta", None)
         state.pop("_views", None)
+        state.pop("_predictor", None)
         return state
 
     def __setstate__(self, state):
@@ -378,6 +446,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         y_pred : ndarray of shape (n_samples, n_outputs)
             The network's output activations.
         """
+        predictor = self.__dict__.get("_predictor")
+        if predictor is not None and type(X) is np.ndarray:
+            y_pred = predictor(self, X)
+            if y_pred is not None:
+                return y_pred
         if check_input:
             X = self._validate_for_predict(X)
         units = self._units()  # first: it raises for inconsistent coefs_
@@ -396,6 +469,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             # kernel, no thread-count switch, no work-buffer setup.
             if not (X.dtype == dtype and X.flags.c_contiguous and X.flags.writeable):
                 X = np.require(X, dtype=dtype, requirements=["C", "W"])
+            predictor = self.__dict__.get("_predictor")
+            if (predictor is not None and theta is self.__dict__.get("_theta")
+                    and "feature_names_in_" not in self.__dict__):
+                # theta is the fitted buffer and coefs_ its views (a model
+                # fitted with feature names always takes this path, for
+                # scikit-learn's checks of the names)
+                predictor.fill(self, net, theta)
             return predict_serial_output(net, theta, X)
         rows = min(X.shape[0], PREDICT_CHUNK)
         with threads(resolve_threads(self.n_threads, rows * net.layout.n_weights)):

@@ -552,7 +552,10 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
             return real(*args)
         return wrapper
 
+    # the general path's and the kept small predictor's calls
     monkeypatch.setattr(_engine, "predict_serial", spy("serial", _engine.predict_serial))
+    monkeypatch.setattr(_estimators, "predict_serial",
+                        spy("serial", _estimators.predict_serial))
     monkeypatch.setattr(_estimators, "predict_output",
                         spy("parallel", _estimators.predict_output))
     out = est.predict_proba if kind != "squared" and kind != "poisson" else est.predict
@@ -568,3 +571,107 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     np.testing.assert_array_equal(out(Xr), small[:5])
     np.testing.assert_array_equal(out(np.asfortranarray(X[:5])), small[:5])
     assert calls["serial"] == 28
+
+
+def _reference_proba(est, X):
+    from reference import predict
+
+    return predict(X.astype(np.float64), [c.astype(np.float64) for c in est.coefs_],
+                   [b.astype(np.float64) for b in est.intercepts_], est.activation,
+                   est.out_activation_)
+
+
+def _model_with_kept_predictor(dtype):
+    X = X_iris.astype(dtype)
+    est = MLPClassifier(hidden_layer_sizes=(7, 5), max_iter=5, random_state=0).fit(X, y_iris)
+    rows = X[:3].copy()
+    first = est.predict_proba(rows)
+    assert est._predictor.state is not None
+    return est, rows, first
+
+
+_CHANGES = {
+    "in_place_edit": lambda est: est.coefs_[0].__setitem__((0, 0), est.coefs_[0][0, 0] + 1),
+    "array_replaced": lambda est: est.coefs_.__setitem__(1, est.coefs_[1] * 0.5),
+    "intercept_replaced": lambda est: est.intercepts_.__setitem__(0, est.intercepts_[0] + 1),
+    "intercepts_list": lambda est: setattr(est, "intercepts_",
+                                           [b + 0.25 for b in est.intercepts_]),
+    "activation": lambda est: est.set_params(activation="tanh"),
+    "out_activation": lambda est: setattr(est, "out_activation_", "logistic"),
+    "refit": lambda est: est.set_params(random_state=1).fit(X_iris.astype(est.coefs_[0].dtype),
+                                                            y_iris),
+}
+
+
+@pytest.mark.parametrize("change", list(_CHANGES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_kept_small_predictor_follows_the_model(change, dtype):
+    # A small prediction keeps the serial kernel's arguments on the model
+    # (the general path's Python cost ~2x the arithmetic of a one-row
+    # prediction). Every change scikit-learn's prediction would see must
+    # reach the next prediction.
+    est, rows, first = _model_with_kept_predictor(dtype)
+    _CHANGES[change](est)
+    got = est.predict_proba(rows)
+    assert got.dtype == dtype
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, _reference_proba(est, rows), **tol)
+    assert np.abs(got - first).max() > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_kept_small_predictor_keeps_scikit_learn_errors(dtype):
+    est, rows, first = _model_with_kept_predictor(dtype)
+    np.testing.assert_array_equal(est.predict_proba(rows), first)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.predict_proba(np.where(np.arange(4) == 2, np.nan, rows).astype(dtype))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        est.predict_proba(np.where(np.arange(4) == 0, np.inf, rows).astype(dtype))
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 4"):
+        est.predict_proba(np.ascontiguousarray(rows[:, :3]))
+    np.testing.assert_array_equal(est.predict_proba(rows), first)
+    # never pickled; the copy builds its own, with the same bits
+    assert "_predictor" not in est.__getstate__()
+    copy = pickle.loads(pickle.dumps(est))
+    assert copy._predictor.state is None
+    np.testing.assert_array_equal(copy.predict_proba(rows), first)
+    assert copy._predictor.state is not None
+    # a view reshaped in place is refused, as on the general path
+    est.coefs_[1].shape = est.coefs_[1].shape[::-1]
+    with pytest.raises(ValueError, match="do not fit the network"):
+        est.predict_proba(rows)
+
+
+def test_kept_small_predictor_keeps_feature_name_checks():
+    # A model with feature names takes the general path, for scikit-learn's
+    # checks of the names, even where it has a predictor kept from before.
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X_iris, columns=["a", "b", "c", "d"])
+    est, rows, first = _model_with_kept_predictor(np.float64)
+    est.feature_names_in_ = np.array(df.columns, dtype=object)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        np.testing.assert_array_equal(est.predict_proba(rows), first)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict_proba(df.iloc[:1].rename(columns={"a": "z"}))
+    est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(df, y_iris)
+    want = est.predict_proba(df.iloc[:1])
+    assert est._predictor.state is None
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        np.testing.assert_array_equal(est.predict_proba(X_iris[:1].copy()), want)
+
+
+def test_small_predictions_from_many_python_threads():
+    # The serial kernel releases the GIL: concurrent one-row predictions
+    # must not share work buffers.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.RandomState(0).normal(size=(400, 30))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int) + (X[:, 2] > 0)
+    est = MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=5, random_state=0).fit(X, y)
+    rows = [X[i : i + 1].copy() for i in range(400)]
+    want = [est.predict_proba(r) for r in rows]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(est.predict_proba, rows))
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)

@@ -631,8 +631,8 @@ def test_sparse_edge_cases_match_dense(form, dtype):
     _assert_close(thetas[1][1], thetas[0][1], dtype, rtol64=1e-12, rtol32=1e-5, atol32=1e-6)
 
 
-@pytest.mark.parametrize("bad", ["input_width", "out_rows", "out_width", "work_vector",
-                                 "theta_short"])
+@pytest.mark.parametrize("bad", ["input_width", "out_rows", "out_width", "theta_short",
+                                 "offsets"])
 def test_serial_predict_refuses_arrays_that_do_not_fit(bad):
     # Its loops index without bounds checks: every extent is checked first.
     prob = Problem("relu", "softmax", _seed("s"), n=5)
@@ -640,26 +640,45 @@ def test_serial_predict_refuses_arrays_that_do_not_fit(bad):
     L = net.layout
     X, theta = prob.X.copy(), prob.theta.copy()
     out = np.empty((5, L.units[-1]))
-    z = [np.empty(net.max_width), np.empty(net.max_width)]
-    args = dict(X=X, out=out, theta=theta)
+    args = dict(X=X, out=out, theta=theta, b_off=L.b_off)
     if bad == "input_width":
         args["X"] = np.ascontiguousarray(X[:, :-1])
     elif bad == "out_rows":
         args["out"] = out[:4]
     elif bad == "out_width":
         args["out"] = np.empty((5, L.units[-1] + 1))
-    elif bad == "work_vector":
-        z[1] = z[1][:-1]
-    else:
+    elif bad == "theta_short":
         args["theta"] = theta[:-1]
+    else:
+        args["b_off"] = L.b_off + 1
     with pytest.raises(ValueError, match="do not fit"):
-        _kernels.predict_serial(args["theta"], L.units, L.w_off, L.b_off, net.acts_code,
-                                net.head, args["X"], args["out"], *z)
+        _kernels.predict_serial(args["theta"], L.units, L.w_off, args["b_off"], net.acts_code,
+                                net.head, args["X"], args["out"])
     # the same call with fitting arrays works
-    _kernels.predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, X,
-                            out, *[np.empty(net.max_width) for _ in range(2)])
+    assert _kernels.predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head,
+                                   X, out)
     np.testing.assert_allclose(out, _engine.predict_output(net, theta, prob.inputs(
         np.float64, False)), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_serial_predict_reports_non_finite_input(bad):
+    # It computes every row either way (NaN in, NaN out) and says whether
+    # the input was finite: the estimators' fast path relies on it in
+    # place of scikit-learn's finiteness check.
+    prob = Problem("tanh", "identity", _seed("s-nan"), n=4)
+    net = prob.network(np.float64)
+    L = net.layout
+    X = prob.X.copy()
+    out = np.empty((4, L.units[-1]))
+    args = (prob.theta, L.units, L.w_off, L.b_off, net.acts_code, net.head)
+    assert _kernels.predict_serial(*args, X, out)
+    clean = out.copy()
+    X[2, -1] = bad
+    assert not _kernels.predict_serial(*args, X, out)
+    np.testing.assert_array_equal(out[[0, 1, 3]], clean[[0, 1, 3]])
+    if np.isnan(bad):
+        assert np.isnan(out[2]).all()
 
 
 def test_sparse_all_rows_empty_in_a_batch():
