@@ -675,3 +675,45 @@ def test_small_predictions_from_many_python_threads():
             got = list(pool.map(est.predict_proba, rows))
             for g, w in zip(got, want):
                 np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel", "one_class"])
+@pytest.mark.parametrize("labels", ["int", "str"])
+def test_inverse_binarize_matches_label_binarizer(kind, labels, dtype):
+    # predict's labels come from scikit-learn's operations without its
+    # checks around them; the outputs here include ties, the threshold
+    # itself, NaN and values out of [0, 1].
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastmlp._estimators import _inverse_binarize
+
+    rng = np.random.RandomState(0)
+    if kind == "multilabel":
+        y_fit = rng.randint(2, size=(30, 4))
+    else:
+        n = {"multiclass": 5, "binary": 2, "one_class": 1}[kind]
+        y_fit = rng.randint(n, size=30)
+        if labels == "str":
+            y_fit = np.array(["ab", "c", "zz", "d", "e"])[y_fit]
+    lb = LabelBinarizer().fit(y_fit)
+    width = 1 if kind in ("binary", "one_class") else len(lb.classes_)
+    Y = rng.choice([0.0, 0.25, 0.5, 0.5, 1.0, -1.0, 2.0, np.nan], size=(200, width))
+    Y = Y.astype(dtype)
+    if width == 1:
+        Y = Y.ravel()
+    want = lb.inverse_transform(Y)
+    got = _inverse_binarize(lb, Y)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_predict_labels_match_scikit_learn_binarizer():
+    est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    y = np.array(["setosa", "versicolor", "virginica"])[y_iris]
+    est.fit(X_iris, y)
+    for rows in (X_iris[:1], X_iris):
+        want = est._label_binarizer.inverse_transform(est.predict_proba(rows))
+        got = est.predict(rows)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
