@@ -142,16 +142,18 @@ class _SmallPredictor:
     def __init__(self):
         self.state = None
 
-    def fill(self, est, net, theta):
-        """Keep the arguments of ``est``'s current network, whose flat
-        buffer ``theta`` ``coefs_`` / ``intercepts_`` are views of."""
+    def fill(self, net, theta, coefs, intercepts, activation, out_activation):
+        """Keep the kernel's arguments for ``net``, built from ``activation``,
+        ``out_activation`` and the tuples ``coefs`` / ``intercepts``, which
+        are views of the flat buffer ``theta``."""
         L = net.layout
-        coefs, intercepts = tuple(est.coefs_), tuple(est.intercepts_)
+        units = L.units.tolist()
+        shapes = ([(units[l], units[l + 1]) for l in range(len(units) - 1)]
+                  + [(u,) for u in units[1:]])
         self.state = (
             # the general path's serial criterion, rows * n_weights < threshold
-            (PARALLEL_MIN_WORK - 1) // L.n_weights, int(L.units[0]), net.dtype,
-            est.activation, est.out_activation_, coefs, intercepts,
-            [a.shape for a in coefs + intercepts], int(L.units[-1]),
+            (PARALLEL_MIN_WORK - 1) // L.n_weights, units[0], net.dtype,
+            activation, out_activation, coefs, intercepts, shapes, units[-1],
             (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head))
 
     def __call__(self, est, X):
@@ -166,6 +168,9 @@ class _SmallPredictor:
         if not (0 < n <= max_rows and X.shape[1] == n_in and X.dtype == dtype
                 and X.flags.c_contiguous and X.flags.writeable
                 and "feature_names_in_" not in est.__dict__
+                # scikit-learn's width check is against n_features_in_, which
+                # a fit that failed after validating its X has changed
+                and est.__dict__.get("n_features_in_", n_in) == n_in
                 and est.activation == activation
                 and est.out_activation_ == out_activation
                 and len(est.coefs_) == len(coefs)
@@ -391,20 +396,23 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         # array or the list does not).
         self._views = tuple(self.coefs_) + tuple(self.intercepts_)
 
-    def _flat_params(self, layout, dtype):
-        """The flat buffer of the current coefs_ / intercepts_, in ``dtype``.
+    def _flat_params(self, layout, dtype, coefs=None, intercepts=None):
+        """The flat buffer of ``coefs`` / ``intercepts`` (by default the
+        current coefs_ / intercepts_), in ``dtype``.
 
         Returns the buffer the views share when they are all still in place
         (no copy); otherwise (arrays replaced by the user, another dtype)
         packs a new one.
         """
+        if coefs is None:
+            coefs, intercepts = self.coefs_, self.intercepts_
         theta = getattr(self, "_theta", None)
         views = getattr(self, "_views", ())
-        current = tuple(self.coefs_) + tuple(self.intercepts_)
+        current = tuple(coefs) + tuple(intercepts)
         if (theta is not None and theta.dtype == dtype and len(current) == len(views)
                 and all(a is b for a, b in zip(current, views))):
             return theta
-        return layout.pack(self.coefs_, self.intercepts_, dtype)
+        return layout.pack(coefs, intercepts, dtype)
 
     def _network(self, layout, dtype):
         return _network(tuple(int(u) for u in layout.units), self.activation,
@@ -430,7 +438,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         """
         if (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0
                 and X.dtype in (np.float32, np.float64)
-                and X.shape[1] == self.n_features_in_
+                and X.shape[1] == self.__dict__.get("n_features_in_")
                 and "feature_names_in_" not in self.__dict__
                 and X.flags.c_contiguous and np.isfinite(X).all()):
             return X
@@ -485,8 +493,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 return y_pred
         if check_input:
             X = self._validate_for_predict(X)
-        units = self._units()  # first: it raises for inconsistent coefs_
-        param_dtype = self.coefs_[0].dtype
+        # One reading of what the prediction depends on: another thread may
+        # change the model meanwhile, and the kept predictor must describe
+        # the buffer it keeps.
+        coefs, intercepts = tuple(self.coefs_), tuple(self.intercepts_)
+        activation, out_activation = self.activation, self.out_activation_
+        units = _layer_units(coefs, intercepts)  # first: it raises for inconsistent coefs_
+        param_dtype = coefs[0].dtype
         dtype = X.dtype if X.dtype == param_dtype else np.result_type(X.dtype, param_dtype)
         if dtype not in (np.float32, np.float64):
             dtype = np.dtype(np.float64)
@@ -494,8 +507,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             raise ValueError(
                 f"X has {X.shape[1]} features, but coefs_[0] expects {units[0]} input "
                 "features.")
-        net = _network(units, self.activation, self.out_activation_, dtype)
-        theta = self._flat_params(net.layout, dtype)
+        net = _network(units, activation, out_activation, dtype)
+        theta = self._flat_params(net.layout, dtype, coefs, intercepts)
         if type(X) is np.ndarray and X.shape[0] * net.layout.n_weights < PARALLEL_MIN_WORK:
             # Below the parallel threshold (one thread anyway): a serial
             # kernel, no thread-count switch, no work-buffer setup.
@@ -507,7 +520,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 # theta is the fitted buffer and coefs_ its views (a model
                 # fitted with feature names always takes this path, for
                 # scikit-learn's checks of the names)
-                predictor.fill(self, net, theta)
+                predictor.fill(net, theta, coefs, intercepts, activation, out_activation)
             return predict_serial_output(net, theta, X)
         rows = min(X.shape[0], PREDICT_CHUNK)
         with threads(resolve_threads(self.n_threads, rows * net.layout.n_weights)):

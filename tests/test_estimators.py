@@ -642,6 +642,53 @@ def test_kept_small_predictor_keeps_scikit_learn_errors(dtype):
         est.predict_proba(rows)
 
 
+def test_kept_small_predictor_after_a_failed_refit():
+    # A refit that fails after validating its X has set n_features_in_ (as
+    # scikit-learn's does) but left coefs_: scikit-learn's width check
+    # then refuses the old width, on either path.
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(60, 4), rng.randint(3, size=60)
+    ours = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    theirs = sk.MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    ours.predict(X[:1].copy())
+    assert ours._predictor.state is not None
+    for est in (ours, theirs):
+        with pytest.raises(ValueError):
+            est.fit(rng.randn(60, 5), y, sample_weight=np.ones(3))
+        assert est.n_features_in_ == 5
+    msg = "X has 4 features, but MLP.* is expecting 5 features as input"
+    for est in (ours, theirs):
+        with pytest.raises(ValueError, match=msg):
+            est.predict(X[:1].copy())
+
+
+@pytest.mark.parametrize("change", ["coefs", "activation"])
+def test_kept_small_predictor_describes_the_buffer_it_keeps(change, monkeypatch):
+    # Another thread changing the model while a prediction fills the kept
+    # predictor (forced here at the start of fill) must not leave the new
+    # arrays or activation paired with the old buffer for later calls.
+    from fastmlp._estimators import _SmallPredictor
+
+    est = MLPClassifier(hidden_layer_sizes=(7, 5), max_iter=5, random_state=0).fit(X_iris,
+                                                                                  y_iris)
+    rows = X_iris[:2].copy()
+    real_fill = _SmallPredictor.fill
+
+    def fill(self, *args):
+        if change == "coefs":
+            est.coefs_ = [c * -3.0 for c in est.coefs_]
+        else:
+            est.set_params(activation="identity")
+        return real_fill(self, *args)
+
+    monkeypatch.setattr(_SmallPredictor, "fill", fill)
+    est.predict_proba(rows)
+    monkeypatch.undo()
+    for _ in range(2):
+        np.testing.assert_allclose(est.predict_proba(rows), _reference_proba(est, rows),
+                                   rtol=1e-10, atol=1e-12)
+
+
 def test_kept_small_predictor_keeps_feature_name_checks():
     # A model with feature names takes the general path, for scikit-learn's
     # checks of the names, even where it has a predictor kept from before.
