@@ -49,6 +49,18 @@ def run_cases():
             big = np.tile(X, (250, 1))
             f = est.predict_proba if hasattr(est, "predict_proba") else est.predict
             out.append(np.asarray(f(big)[::97], dtype=np.float64).ravel())
+            # small predictions again: the arguments kept on the model
+            for rows in (X[:1].copy(), X[3:9].copy(), X[:1].copy()):
+                out.append(np.asarray(f(rows), dtype=np.float64).ravel())
+            assert est._predictor.state is not None
+            bad = X[:2].copy()
+            bad[1, 3] = np.nan  # the kernel's finiteness check, then the error
+            try:
+                f(bad)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("NaN input was accepted")
         X32 = X.astype(np.float32)
         est = MLPClassifier(**common).fit(X32, y3)
         pred32 = est.predict_proba(X32).ravel()
