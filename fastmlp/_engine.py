@@ -75,7 +75,14 @@ from ._codes import (
     NO_STEP,
 )
 from ._jit import jit
-from ._kernels import csr_to_csc, gather_csr, gather_rows, loss_grad, predict_serial
+from ._kernels import (
+    csr_to_csc,
+    gather_csr,
+    gather_rows,
+    loss_grad,
+    predict_serial,
+    predict_serial_blocks,
+)
 from ._linalg import FORWARD, csr_linear_forward, layer
 from ._optim import adam_step_size
 
@@ -437,8 +444,27 @@ def predict_serial_output(net, theta, X):
     """
     L = net.layout
     out = np.empty((X.shape[0], int(L.units[-1])), dtype=net.dtype)
-    predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head, X, out)
+    predict_serial_rows((theta, L.units, L.w_off, L.b_off, net.acts_code, net.head), X, out)
     return out
+
+
+def predict_serial_rows(args, X, out):
+    """The serial kernels over the rows of ``X``, into ``out``.
+
+    ``args`` are the kernels' leading arguments (theta, units, w_off, b_off,
+    acts_code, head). The largest multiple of 4 rows goes through
+    :func:`._kernels.predict_serial_blocks` (four rows per pass over the
+    weights), the rest through :func:`._kernels.predict_serial`; both give
+    a row the same bits. Returns whether every element of ``X`` is finite.
+    """
+    n = X.shape[0]
+    n4 = n - n % 4
+    if n4 == 0:
+        return predict_serial(*args, X, out)
+    finite = predict_serial_blocks(*args, X[:n4], out[:n4])
+    if n4 < n:
+        finite = predict_serial(*args, X[n4:], out[n4:]) and finite
+    return finite
 
 
 def predict_output(net, theta, inputs):

@@ -49,11 +49,11 @@ from ._engine import (
     StochasticTrainer,
     predict_output,
     predict_serial_output,
+    predict_serial_rows,
 )
-from ._kernels import predict_serial
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, CallbackSupportMixin, TrainingMonitor, with_callbacks
-from ._threads import PARALLEL_MIN_WORK, resolve_threads, threads
+from ._threads import SERIAL_PREDICT_MAX_WORK, resolve_threads, threads
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -152,7 +152,7 @@ class _SmallPredictor:
                   + [(u,) for u in units[1:]])
         self.state = (
             # the general path's serial criterion, rows * n_weights < threshold
-            (PARALLEL_MIN_WORK - 1) // L.n_weights, units[0], net.dtype,
+            (SERIAL_PREDICT_MAX_WORK - 1) // L.n_weights, units[0], net.dtype,
             activation, out_activation, coefs, intercepts, shapes, units[-1],
             (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head))
 
@@ -182,7 +182,7 @@ class _SmallPredictor:
         out = np.empty((n, n_out), dtype=dtype)
         # scikit-learn's finiteness check, made by the kernel: on NaN or inf
         # the caller's validation raises its error.
-        return out if predict_serial(*args, X, out) else None
+        return out if predict_serial_rows(args, X, out) else None
 
 
 # scikit-learn's indexing_dtype(numpy): the dtype of its thresholded labels
@@ -509,9 +509,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 "features.")
         net = _network(units, activation, out_activation, dtype)
         theta = self._flat_params(net.layout, dtype, coefs, intercepts)
-        if type(X) is np.ndarray and X.shape[0] * net.layout.n_weights < PARALLEL_MIN_WORK:
-            # Below the parallel threshold (one thread anyway): a serial
-            # kernel, no thread-count switch, no work-buffer setup.
+        if type(X) is np.ndarray and X.shape[0] * net.layout.n_weights < SERIAL_PREDICT_MAX_WORK:
+            # A small prediction: the serial kernels on the calling thread,
+            # no thread-count switch, no work-buffer setup (see
+            # SERIAL_PREDICT_MAX_WORK).
             if not (X.dtype == dtype and X.flags.c_contiguous and X.flags.writeable):
                 X = np.require(X, dtype=dtype, requirements=["C", "W"])
             predictor = self.__dict__.get("_predictor")

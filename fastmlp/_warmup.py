@@ -40,7 +40,7 @@ def warm_up(dtypes=_DTYPES):
     from sklearn.exceptions import ConvergenceWarning
 
     from ._estimators import MLPClassifier
-    from ._threads import PARALLEL_MIN_WORK
+    from ._threads import SERIAL_PREDICT_MAX_WORK
 
     seconds = {}
     rng = np.random.RandomState(0)
@@ -65,8 +65,11 @@ def warm_up(dtypes=_DTYPES):
                     clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver,
                                         batch_size=16, max_iter=2, random_state=0)
                     clf.fit(data, y).predict_proba(data)
+            # small dense predictions: one row, and rows in blocks of four
+            clf.predict_proba(X[:1].astype(dtype))
+            clf.predict_proba(X[:4].astype(dtype))
             n_weights = sum(w.size for w in clf.coefs_)
-            clf.predict_proba(np.tile(X, (PARALLEL_MIN_WORK // n_weights // len(X) + 1, 1))
-                              .astype(dtype))
+            clf.predict_proba(
+                np.tile(X, (SERIAL_PREDICT_MAX_WORK // n_weights // len(X) + 1, 1)).astype(dtype))
         seconds[dtype.name] = time.perf_counter() - start
     return seconds

@@ -526,23 +526,23 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     # rounding (those call BLAS, which may sum in another order), and the
     # same bits for the same rows however they arrive.
     from fastmlp import _engine, _estimators
-    from fastmlp._threads import PARALLEL_MIN_WORK
+    from fastmlp._threads import SERIAL_PREDICT_MAX_WORK
 
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(600, 20)).astype(dtype)
+    X = rng.normal(size=(1200, 20)).astype(dtype)
     if kind == "multiclass":
-        est, y = MLPClassifier(), rng.randint(3, size=600)
+        est, y = MLPClassifier(), rng.randint(3, size=1200)
     elif kind == "binary":
-        est, y = MLPClassifier(), rng.randint(2, size=600)
+        est, y = MLPClassifier(), rng.randint(2, size=1200)
     elif kind == "multilabel":
-        est, y = MLPClassifier(), rng.randint(2, size=(600, 3))
+        est, y = MLPClassifier(), rng.randint(2, size=(1200, 3))
     else:
         est, y = MLPRegressor(loss="squared_error" if kind == "squared" else kind), np.abs(X[:, :2].sum(axis=1)) + 0.1
     est.set_params(hidden_layer_sizes=(64, 33), activation=activation, max_iter=3,
                    random_state=0)
     est.fit(X, y)
     n_weights = 20 * 64 + 64 * 33 + 33 * est.n_outputs_
-    assert 8 * n_weights < PARALLEL_MIN_WORK <= X.shape[0] * n_weights
+    assert 33 * n_weights < SERIAL_PREDICT_MAX_WORK <= X.shape[0] * n_weights
 
     calls = {"serial": 0, "parallel": 0}
 
@@ -552,17 +552,17 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
             return real(*args)
         return wrapper
 
-    # the general path's and the kept small predictor's calls
+    # the one-row and four-row serial kernels
     monkeypatch.setattr(_engine, "predict_serial", spy("serial", _engine.predict_serial))
-    monkeypatch.setattr(_estimators, "predict_serial",
-                        spy("serial", _estimators.predict_serial))
+    monkeypatch.setattr(_engine, "predict_serial_blocks",
+                        spy("serial", _engine.predict_serial_blocks))
     monkeypatch.setattr(_estimators, "predict_output",
                         spy("parallel", _estimators.predict_output))
     out = est.predict_proba if kind != "squared" and kind != "poisson" else est.predict
     big = out(X)
     assert calls == {"serial": 0, "parallel": 1}
     small = np.concatenate([out(X[i:i + 1]) for i in range(25)] + [out(X[25:33])])
-    assert calls == {"serial": 26, "parallel": 1}
+    assert calls == {"serial": 26, "parallel": 1}  # 8 rows: one block call
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(small, big[:33], **tol)
     # read-only and Fortran-ordered inputs are converted first
@@ -570,7 +570,9 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     Xr.setflags(write=False)
     np.testing.assert_array_equal(out(Xr), small[:5])
     np.testing.assert_array_equal(out(np.asfortranarray(X[:5])), small[:5])
-    assert calls["serial"] == 28
+    # rows in blocks of four get the bits they get alone
+    np.testing.assert_array_equal(out(X[:25]), small[:25])
+    assert calls == {"serial": 32, "parallel": 1}  # 5 rows, 5 rows, 25 rows: two calls each
 
 
 def _reference_proba(est, X):

@@ -723,8 +723,9 @@ def _exercise_every_kernel():
             _objective(prob, dtype, sparse)(prob.theta)
             _engine.predict_output(net, prob.theta.astype(dtype), prob.inputs(dtype, sparse))
             if not sparse:
+                # 7 rows: four through the block kernel, three one at a time
                 _engine.predict_serial_output(net, prob.theta.astype(dtype),
-                                              prob.inputs(dtype, sparse).X)
+                                              prob.inputs(dtype, sparse).X[:7])
             for solver in ("sgd", "adam"):
                 tr = _trainer(prob, dtype, sparse, solver, True, 0.9, 0.01, batch_size=7)
                 th = prob.theta.astype(dtype)
@@ -803,7 +804,8 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
     # one signature per dtype here, and below, where the epoch kernels'
     # calls are inferred too, means a prediction after a fit compiles nothing.
     for name in ("_kernels.loss_grad", "_linalg.layer", "_linalg.csr_linear_forward",
-                 "_kernels.predict_serial", "_engine.train_epoch_dense",
+                 "_kernels.predict_serial", "_kernels.predict_serial_blocks",
+                 "_engine.train_epoch_dense",
                  "_engine.train_epoch_sparse", "_optim.optimizer_step", "_kernels.csr_to_csc"):
         assert len(used[f"fastmlp.{name}"]) == 2, name  # float32 and float64
     assert len(used["fastmlp._optim.adam_step_size"]) == 1
@@ -825,3 +827,37 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
                if d.targetoptions.get("inline") == "always"}
     assert {"fastmlp._kernels.forward", "fastmlp._kernels.loss_grad"} <= inlined
     _assert_one_per_dtype({k: v for k, v in by_kernel.items() if k not in inlined})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("head", ["softmax", "identity"])
+def test_serial_predict_rows_in_blocks_equal_rows_alone(dtype, act, head):
+    # Multiples of four rows take the block kernel (four rows per pass over
+    # the weights), the rest the one-row kernel: every row must get the
+    # bits it gets alone, whatever its position in the input.
+    prob = Problem(act, head, _seed(f"blk-{act}-{head}"), n=11)
+    net = prob.network(dtype)
+    L = net.layout
+    theta = prob.theta.astype(dtype)
+    X = prob.X.astype(dtype)
+    args = (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head)
+    alone = np.empty((11, L.units[-1]), dtype=dtype)
+    for r in range(11):
+        assert _kernels.predict_serial(*args, X[r : r + 1], alone[r : r + 1])
+    for start, stop in [(0, 11), (0, 4), (1, 9), (3, 10)]:
+        out = np.empty((stop - start, L.units[-1]), dtype=dtype)
+        assert _engine.predict_serial_rows(args, np.ascontiguousarray(X[start:stop]), out)
+        np.testing.assert_array_equal(out, alone[start:stop])
+    ref = _engine.predict_output(net, theta, prob.inputs(dtype, False))
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(alone, ref, **tol)
+    # the block kernel's own checks: its row count, and NaN reported
+    with pytest.raises(ValueError, match="multiple of 4"):
+        _kernels.predict_serial_blocks(*args, X[:6].copy(), np.empty((6, L.units[-1]), dtype))
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernels.predict_serial_blocks(*args, X[:4, :-1].copy(),
+                                       np.empty((4, L.units[-1]), dtype))
+    bad = X[:8].copy()
+    bad[5, 0] = np.nan
+    assert not _kernels.predict_serial_blocks(*args, bad, np.empty((8, L.units[-1]), dtype))
