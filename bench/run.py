@@ -251,7 +251,10 @@ class Bench:
             split = workload.split(dtype)
             models = {lib.name: self.model(workload, dtype, lib) for lib in self.libs}
             batch_rows = min(10_000, len(split.X_test))
+            # 16 rows (not a target): a small batch, below the serial
+            # prediction threshold on this network
             for kind, rows, calls in (("1 row", 1, single_calls),
+                                      ("16 rows", 16, single_calls),
                                       ("batch", batch_rows, batch_calls)):
                 X = np.ascontiguousarray(split.X_test[:rows])
                 seconds = {
@@ -264,7 +267,7 @@ class Bench:
                 table.add(dtype, f"{rows:,}", *self.comparison_cells(
                     f"W4 {dtype} {kind}", seconds, per_row * rows, dtype, f"{delta:.1e}",
                     scale=1e6))
-        table.note(f"median of {single_calls} calls (1 row) / {batch_calls} calls (batch) "
+        table.note(f"median of {single_calls} calls (1 and 16 rows) / {batch_calls} calls (batch) "
                    f"after 5 untimed; {per_row / 1e6:.3g} MFLOP per row")
         table.note("fastmlp and scikit-learn trained the same network from the same seed, "
                    "so their probabilities agree to rounding in float64 (in float32 the "
