@@ -53,7 +53,7 @@ from ._engine import (
 )
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, CallbackSupportMixin, TrainingMonitor, with_callbacks
-from ._threads import SERIAL_PREDICT_MAX_WORK, resolve_threads, threads
+from ._threads import resolve_threads, serial_predict_max_rows, threads
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -151,8 +151,8 @@ class _SmallPredictor:
         shapes = ([(units[l], units[l + 1]) for l in range(len(units) - 1)]
                   + [(u,) for u in units[1:]])
         self.state = (
-            # the general path's serial criterion, rows * n_weights < threshold
-            (SERIAL_PREDICT_MAX_WORK - 1) // L.n_weights, units[0], net.dtype,
+            # the general path's serial criterion
+            serial_predict_max_rows(L.n_weights), units[0], net.dtype,
             activation, out_activation, coefs, intercepts, shapes, units[-1],
             (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head))
 
@@ -509,10 +509,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 "features.")
         net = _network(units, activation, out_activation, dtype)
         theta = self._flat_params(net.layout, dtype, coefs, intercepts)
-        if type(X) is np.ndarray and X.shape[0] * net.layout.n_weights < SERIAL_PREDICT_MAX_WORK:
+        if type(X) is np.ndarray and X.shape[0] <= serial_predict_max_rows(net.layout.n_weights):
             # A small prediction: the serial kernels on the calling thread,
             # no thread-count switch, no work-buffer setup (see
-            # SERIAL_PREDICT_MAX_WORK).
+            # _threads.SERIAL_PREDICT_MAX_WORK).
             if not (X.dtype == dtype and X.flags.c_contiguous and X.flags.writeable):
                 X = np.require(X, dtype=dtype, requirements=["C", "W"])
             predictor = self.__dict__.get("_predictor")

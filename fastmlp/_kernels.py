@@ -289,7 +289,8 @@ def _serial_width(theta, units, w_off, b_off, acts_code, X, out):
     bounds checks is checked; raises ValueError where the arrays do not fit
     ``units``."""
     L = w_off.shape[0]
-    fits = (units.shape[0] == L + 1 and b_off.shape[0] == L and acts_code.shape[0] >= L - 1
+    fits = (L >= 1 and units.shape[0] == L + 1 and b_off.shape[0] == L
+            and acts_code.shape[0] >= L - 1
             and X.shape[1] == units[0] and out.shape[0] == X.shape[0]
             and out.shape[1] == units[L])
     width = 1

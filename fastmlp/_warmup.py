@@ -40,7 +40,7 @@ def warm_up(dtypes=_DTYPES):
     from sklearn.exceptions import ConvergenceWarning
 
     from ._estimators import MLPClassifier
-    from ._threads import SERIAL_PREDICT_MAX_WORK
+    from ._threads import serial_predict_max_rows
 
     seconds = {}
     rng = np.random.RandomState(0)
@@ -70,6 +70,6 @@ def warm_up(dtypes=_DTYPES):
             clf.predict_proba(X[:4].astype(dtype))
             n_weights = sum(w.size for w in clf.coefs_)
             clf.predict_proba(
-                np.tile(X, (SERIAL_PREDICT_MAX_WORK // n_weights // len(X) + 1, 1)).astype(dtype))
+                np.tile(X, (serial_predict_max_rows(n_weights) // len(X) + 1, 1)).astype(dtype))
         seconds[dtype.name] = time.perf_counter() - start
     return seconds

@@ -526,7 +526,7 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     # rounding (those call BLAS, which may sum in another order), and the
     # same bits for the same rows however they arrive.
     from fastmlp import _engine, _estimators
-    from fastmlp._threads import SERIAL_PREDICT_MAX_WORK
+    from fastmlp._threads import serial_predict_max_rows
 
     rng = np.random.RandomState(0)
     X = rng.normal(size=(1200, 20)).astype(dtype)
@@ -542,7 +542,7 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
                    random_state=0)
     est.fit(X, y)
     n_weights = 20 * 64 + 64 * 33 + 33 * est.n_outputs_
-    assert 33 * n_weights < SERIAL_PREDICT_MAX_WORK <= X.shape[0] * n_weights
+    assert 33 <= serial_predict_max_rows(n_weights) < X.shape[0]
 
     calls = {"serial": 0, "parallel": 0}
 
@@ -766,3 +766,17 @@ def test_predict_labels_match_scikit_learn_binarizer():
         got = est.predict(rows)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def test_serial_prediction_rule():
+    # Small predictions of wide networks stay on the calling thread up to
+    # 2^21 multiply-adds and 32 rows; narrow networks (where the serial
+    # kernels vectorise poorly) only below 2^20, as before.
+    from fastmlp._threads import serial_predict_max_rows
+
+    w2 = 100 * 256 + 256 * 256 + 256 * 5
+    assert serial_predict_max_rows(w2) == (2**21 - 1) // w2 == 22
+    assert serial_predict_max_rows(3491) == (2**20 - 1) // 3491
+    assert serial_predict_max_rows(40) == (2**20 - 1) // 40
+    assert serial_predict_max_rows(40_000) == 32
+    assert serial_predict_max_rows(2**21) == 0

@@ -861,3 +861,10 @@ def test_serial_predict_rows_in_blocks_equal_rows_alone(dtype, act, head):
     bad = X[:8].copy()
     bad[5, 0] = np.nan
     assert not _kernels.predict_serial_blocks(*args, bad, np.empty((8, L.units[-1]), dtype))
+    # a network of no layers (units of one entry) would leave the block
+    # kernel copying from past its buffer: both kernels refuse it
+    empty = L.w_off[:0].copy()
+    for kernel in (_kernels.predict_serial, _kernels.predict_serial_blocks):
+        with pytest.raises(ValueError, match="do not fit"):
+            kernel(theta, L.units[:1].copy(), empty, empty, net.acts_code, net.head,
+                   X[:4].copy(), np.empty((4, L.units[0]), dtype))
