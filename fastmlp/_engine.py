@@ -439,8 +439,9 @@ def predict_serial_output(net, theta, X):
 
     X : C-contiguous, writeable ndarray of the parameter dtype (Numba types
     read-only arrays apart, which would compile the kernel again).
-    The same result as :func:`predict_output` to rounding; meant for inputs
-    below the parallel threshold, where thread launches dominate.
+    The same result as :func:`predict_output` to rounding; meant for the
+    predictions :func:`._threads.serial_predict_max_rows` allows, where
+    thread launches and BLAS packing dominate.
     """
     L = net.layout
     out = np.empty((X.shape[0], int(L.units[-1])), dtype=net.dtype)

@@ -415,10 +415,9 @@ def predict_serial_blocks(theta, units, w_off, b_off, acts_code, head, X, out):
     n = X.shape[0]
     if n % 4 != 0:
         raise ValueError("fastmlp: predict_serial_blocks takes a multiple of 4 rows")
-    n4 = n
     finite = True
     blk = np.empty(8 * width, dtype=theta.dtype)
-    for r in range(0, n4, 4):
+    for r in range(0, n, 4):
         for i in range(4):
             xi = X[r + i]
             for k in range(xi.shape[0]):
