@@ -63,6 +63,15 @@ def blas_description():
     return "unknown"
 
 
+def kernels_blas():
+    """The BLAS library fastmlp's layer kernels call (``fastmlp._blas``)."""
+    from fastmlp import _blas
+
+    if _blas.ILP64:
+        return f"numpy's OpenBLAS ({os.path.basename(_blas.LIBRARY)})"
+    return "scipy's (scipy.linalg.cython_blas)"
+
+
 def threading_layer():
     """Numba's threading layer once a parallel region has run, else its setting."""
     import numba
@@ -90,6 +99,7 @@ def machine_info():
         ("numba threading layer", threading_layer()),
         ("numpy", np.__version__),
         ("numpy BLAS", blas_description()),
+        ("fastmlp kernels' BLAS", kernels_blas()),
         ("scipy", scipy.__version__),
         ("scikit-learn", sklearn.__version__),
     ]

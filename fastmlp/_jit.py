@@ -23,7 +23,9 @@ Every kernel is ``@njit`` with
   the file that defines a function, but a compiled kernel contains the
   machine code of everything it calls or inlines from other files: after
   an edit of ``_linalg.py`` alone, ``_engine``'s epoch kernels would load
-  stale code from the cache.
+  stale code from the cache. It is keyed on the BLAS library the kernels
+  call too (:data:`fastmlp._blas.KEY`): code built to call NumPy's OpenBLAS
+  calls it by another convention than scipy's.
 * ``fastmath={'contract'}`` only: lets LLVM fuse ``a * b + c`` into one FMA,
   which doubles the arithmetic peak of the matrix loops. No ``nnan``/``ninf``
   (non-finite checks must stay meaningful) and no ``reassoc`` (a reduction's
@@ -34,6 +36,8 @@ import hashlib
 import os
 
 from numba import njit
+
+from . import _blas
 
 try:
     from numba.core.caching import IndexDataCacheFile
@@ -88,7 +92,7 @@ def _use_keyed_cache_file(dispatcher):
     if type(cache_file) is IndexDataCacheFile:
         cache_file.__class__ = _KeyedCacheFile
         # an index saved under another stamp loads as empty: recompile
-        cache_file._source_stamp = (cache_file._source_stamp, SOURCES_STAMP)
+        cache_file._source_stamp = (cache_file._source_stamp, SOURCES_STAMP, _blas.KEY)
     return dispatcher
 
 

@@ -3,9 +3,10 @@
 One kernel, :func:`layer`, does all the dense work of a layer: its forward
 pass, the propagation of deltas through it, and its gradient followed by
 the optimizer step. It is a ``prange`` over a FIXED grid of row blocks, and
-each task makes one single-threaded BLAS ``gemm`` call on its block (:func:`_mm`: scipy's OpenBLAS through Numba's ``numba_xxgemm``
-helper, the function ``np.dot`` uses inside ``@njit``), then applies the
-bias, activation or derivative to its rows. The grid depends only on the
+each task makes one single-threaded BLAS ``gemm`` call on its block
+(:func:`_mm`: NumPy's own OpenBLAS where NumPy ships one, else scipy's
+through Numba's ``numba_xxgemm`` helper; :mod:`fastmlp._blas` says why),
+then applies the bias, activation or derivative to its rows. The grid depends only on the
 array shapes, never on the thread count, and BLAS runs on one thread inside
 every fit and prediction (:func:`fastmlp._threads.threads` sets OpenBLAS to
 one thread for their duration), so each output element comes from the same
@@ -84,6 +85,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import _blas
 from ._activations import activate, derivative
 from ._codes import ADAM, H_ALPHA, N_HYPER, RELU, SGD
 from ._jit import jit
@@ -101,9 +103,12 @@ def _gemm(typingctx, transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ld
 
     ``A``, ``B``, ``C`` are arrays of one float dtype; each operand starts
     ``*_off`` elements after its array's first element. Lowered to a call of
-    Numba's ``numba_xxgemm`` helper, which calls scipy's ``cython_blas``
-    (a named symbol, so functions using it can be cached). No bounds
-    checks: callers validate the extents.
+    the library :mod:`fastmlp._blas` chose: NumPy's ILP64 OpenBLAS by its
+    Fortran ``?gemm_`` (every argument by address, 64-bit integers), or
+    Numba's ``numba_xxgemm`` helper, which calls scipy's ``cython_blas``.
+    Either is a named symbol, so functions using it can be cached (the
+    choice is part of the cache key). No bounds checks: callers validate
+    the extents.
     """
     if not all(isinstance(x, types.Array) for x in (A, B, C)):
         return None
@@ -119,9 +124,6 @@ def _gemm(typingctx, transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ld
         void_p = ir.IntType(8).as_pointer()
         char = ir.IntType(8)
         intp = context.get_value_type(types.intp)
-        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, void_p,
-                                                void_p, intp, void_p, intp, void_p, void_p, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
 
         def as_intp(v, ty):
             return context.cast(builder, v, ty, types.intp)
@@ -134,9 +136,28 @@ def _gemm(typingctx, transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ld
             return builder.bitcast(
                 cgutils.alloca_once_value(builder, context.cast(builder, v, ty, dtype)), void_p)
 
+        flags = (builder.trunc(as_intp(ta, tys[0]), char), builder.trunc(as_intp(tb, tys[1]), char))
+        if _blas.ILP64:
+            def ref(v):  # by address, as Fortran takes every argument
+                return builder.bitcast(cgutils.alloca_once_value(builder, v), void_p)
+
+            def int_ref(v, ty):
+                return ref(context.cast(builder, v, ty, types.int64))
+
+            fnty = ir.FunctionType(ir.VoidType(), [void_p] * 13)
+            fn = cgutils.get_or_insert_function(builder.module, fnty, _blas.SYMBOLS[str(dtype)])
+            builder.call(fn, (
+                ref(flags[0]), ref(flags[1]), int_ref(m_, tys[2]), int_ref(n_, tys[3]),
+                int_ref(k_, tys[4]), slot(al, tys[5]), ptr(tys[6], a, ao, tys[7]),
+                int_ref(la, tys[8]), ptr(tys[9], b, bo, tys[10]), int_ref(lb, tys[11]),
+                slot(be, tys[12]), ptr(tys[13], c, co, tys[14]), int_ref(lc, tys[15])))
+            return ir.Constant(ir.IntType(32), 0)
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, void_p,
+                                                void_p, intp, void_p, intp, void_p, void_p, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
         kind = ir.Constant(char, ord("s" if dtype == types.float32 else "d"))
         return builder.call(fn, (
-            kind, builder.trunc(as_intp(ta, tys[0]), char), builder.trunc(as_intp(tb, tys[1]), char),
+            kind, flags[0], flags[1],
             as_intp(m_, tys[2]), as_intp(n_, tys[3]), as_intp(k_, tys[4]), slot(al, tys[5]),
             ptr(tys[6], a, ao, tys[7]), as_intp(la, tys[8]), ptr(tys[9], b, bo, tys[10]),
             as_intp(lb, tys[11]), slot(be, tys[12]), ptr(tys[13], c, co, tys[14]),
@@ -167,7 +188,8 @@ def prime_blas():
     ``numba_xxgemm`` looks scipy's ``sgemm``/``dgemm`` up on first use, and
     takes the GIL to do so. Doing it here, once, at import, keeps that
     lookup out of the parallel loops' worker threads. A call with empty
-    sizes returns at once.
+    sizes returns at once. Not needed when the kernels call NumPy's
+    OpenBLAS, whose functions are bound at import (:mod:`fastmlp._blas`).
     """
     from numba import _helperlib
 
@@ -185,7 +207,8 @@ def prime_blas():
             raise RuntimeError("scipy's BLAS ?gemm could not be loaded")
 
 
-prime_blas()
+if not _blas.ILP64:
+    prime_blas()
 
 
 @jit(inline="always")

@@ -1,0 +1,123 @@
+"""The BLAS library the layer kernels call (fastmlp._blas)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastmlp import _blas
+
+
+def _numpy_ships_ilp64_openblas():
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # pragma: no cover - a NumPy without this report
+        return False
+    config = str(blas.get("openblas configuration", ""))
+    return "openblas" in str(blas.get("name", "")) and "USE64BITINT" in config.split()
+
+
+@pytest.mark.skipif(os.environ.get("FASTMLP_BLAS", "").lower() == "scipy",
+                    reason="FASTMLP_BLAS=scipy asks for scipy's BLAS")
+def test_numpy_openblas_is_chosen_where_numpy_ships_one():
+    if not _numpy_ships_ilp64_openblas():
+        pytest.skip("this NumPy is not built with an ILP64 OpenBLAS")
+    assert _blas.ILP64
+    assert _blas.KEY == "numpy-openblas-ilp64"
+    np_dir = os.path.dirname(os.path.realpath(np.__file__))
+    assert _blas.LIBRARY.startswith((np_dir + os.sep, np_dir + ".libs" + os.sep))
+    assert os.path.isfile(_blas.LIBRARY)
+
+
+_CHILD = r"""
+import json, sys
+import numpy as np
+from fastmlp import _blas, _linalg
+from fastmlp._codes import IDENTITY, N_HYPER, NO_STEP, RELU
+from fastmlp._linalg import BACKWARD, FORWARD, GRADIENT, layer
+from fastmlp._threads import threads
+
+out = {"ilp64": _blas.ILP64, "library": _blas.LIBRARY, "key": _blas.KEY,
+       "stamp": layer._cache._cache_file._source_stamp[2]}
+rng = np.random.default_rng(0)
+for dt in (np.float32, np.float64):
+    n, k, m = 300, 70, 45  # several tasks, ragged last one
+    theta = rng.standard_normal(k * m + m).astype(dt)
+    X = np.abs(rng.standard_normal((n, k))).astype(dt)
+    D = rng.standard_normal((n, m)).astype(dt)
+    Z = np.empty((n, m), dt)
+    P = np.empty((n, k), dt)
+    grad = np.empty_like(theta)
+    hyper = np.zeros(N_HYPER, dt)
+    W, b = theta[:k * m].reshape(k, m), theta[k * m:]
+    with threads(2):
+        layer(np.int64(FORWARD), theta, theta, theta, theta, 0, k * m, X, X, Z, RELU,
+              np.int64(NO_STEP), np.bool_(False), theta, dt(1))
+        layer(np.int64(BACKWARD), theta, grad, theta, theta, 0, k * m, X, D, P, RELU,
+              np.int64(NO_STEP), np.bool_(False), hyper, dt(1))
+        layer(np.int64(GRADIENT), theta, grad, theta, theta, 0, k * m, X, D, D, IDENTITY,
+              np.int64(NO_STEP), np.bool_(False), hyper, dt(n))
+    X64, D64, W64 = X.astype(float), D.astype(float), W.astype(float)
+    err = lambda a, ref: float(np.abs(a - ref).max() / np.abs(ref).max())
+    out[np.dtype(dt).name] = [
+        err(Z, np.maximum(X64 @ W64 + b, 0)),
+        err(P, (D64 @ W64.T) * (X64 > 0)),
+        err(grad[:k * m].reshape(k, m), X64.T @ D64 / n),
+        err(grad[k * m:], D64.sum(axis=0) / n),
+    ]
+print(json.dumps(out))
+"""
+
+
+def _child(blas):
+    env = dict(os.environ, FASTMLP_BLAS=blas)
+    done = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("blas", ["scipy", "auto"])
+def test_each_blas_choice_computes_the_layer_products(blas):
+    # Both processes share the package's kernel cache: each must compile
+    # (or load) code for its own library, never the other's (calling
+    # NumPy's OpenBLAS by scipy's convention, or the reverse, would crash).
+    got = _child(blas)
+    if blas == "scipy":
+        assert not got["ilp64"]
+        assert got["library"] == "scipy.linalg.cython_blas"
+    else:
+        assert got["ilp64"] == _blas.ILP64
+    assert got["stamp"] == got["key"]
+    for dtype, tol in (("float32", 1e-5), ("float64", 1e-13)):
+        assert max(got[dtype]) < tol, (dtype, got[dtype])
+
+
+def test_fits_agree_across_blas_libraries():
+    # Another library may sum in another order: the same seed gives the same
+    # model to rounding, not to the bit.
+    from sklearn.datasets import load_digits
+
+    from fastmlp import MLPClassifier
+
+    code = (
+        "import json\n"
+        "from sklearn.datasets import load_digits\n"
+        "from fastmlp import MLPClassifier\n"
+        "X, y = load_digits(return_X_y=True)\n"
+        "clf = MLPClassifier((32,), max_iter=5, random_state=0, tol=0).fit(X[:600] / 16, y[:600])\n"
+        "print(json.dumps([c.ravel().tolist() for c in clf.coefs_]))\n"
+    )
+    env = dict(os.environ, FASTMLP_BLAS="scipy")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    X, y = load_digits(return_X_y=True)
+    with pytest.warns(Warning):  # ConvergenceWarning after 5 epochs
+        ours = MLPClassifier((32,), max_iter=5, random_state=0, tol=0).fit(X[:600] / 16, y[:600])
+    for a, b in zip(ours.coefs_, theirs):
+        np.testing.assert_allclose(a.ravel(), b, rtol=1e-9, atol=1e-12)
