@@ -29,7 +29,10 @@ Every kernel is ``@njit`` with
 * ``fastmath={'contract'}`` only: lets LLVM fuse ``a * b + c`` into one FMA,
   which doubles the arithmetic peak of the matrix loops. No ``nnan``/``ninf``
   (non-finite checks must stay meaningful) and no ``reassoc`` (a reduction's
-  order, and so its rounding, must not depend on how LLVM vectorises it).
+  order, and so its rounding, would depend on how LLVM vectorises it: the
+  same in every run on one machine, but the weights must not change with
+  the compiler's choices). The one exception, ``jit(reassoc=True)``, is a
+  sum that only the reported loss uses (:func:`fastmlp._kernels.l2_sum`).
 """
 
 import hashlib
@@ -96,15 +99,19 @@ def _use_keyed_cache_file(dispatcher):
     return dispatcher
 
 
-def jit(parallel=False, inline="never"):
+def jit(parallel=False, inline="never", reassoc=False):
     """Decorator: compile with fastmlp's options and the on-disk cache.
 
     ``inline="always"`` inlines the function into its compiled callers at
     Numba IR level (see :mod:`fastmlp._engine` for why some kernels are).
+    ``reassoc=True`` lets LLVM reorder floating-point additions (and so
+    vectorise reductions); only for results that no weight depends on.
     """
 
     def decorate(func):
         opts = dict(_OPTIONS, parallel=parallel, inline=inline)
+        if reassoc:
+            opts["fastmath"] = opts["fastmath"] | {"reassoc"}
         try:
             dispatcher = njit(cache=True, **opts)(func)
         except RuntimeError:  # "cannot cache function ...: no locator available"

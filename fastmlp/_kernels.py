@@ -191,42 +191,28 @@ def forward(theta, units, w_off, b_off, acts_code, out_act, is_sparse, X, xd, xi
                   act, np.int64(NO_STEP), np.bool_(False), theta, one)
 
 
-@jit()
+@jit(reassoc=True)
 def l2_sum(theta, units, w_off):
     """Sum of squared weights (biases excluded), in float64.
 
-    Eight interleaved partial sums per layer, added in a fixed order: one
-    running sum is a chain of dependent additions (~4 cycles per weight; on
-    W3's 500k weights ~0.7 ms per batch, 6% of a fit), eight keep the FMA
-    units busy. The order depends only on the layer sizes.
+    Compiled with reassociation allowed (see :func:`fastmlp._jit.jit`), so
+    LLVM vectorises the sum into several partial sums: one running sum is
+    a chain of dependent additions (~4 cycles per weight). Measured on W2's
+    92k weights: 8 µs against 31 µs (float32) for eight hand-interleaved
+    partial sums, which the compiler would not vectorise, and 10 against 17
+    µs (float64); ~3% of a W2 or W3 float32 batch. The order of the partial
+    sums is fixed by the compiled code, so the result does not depend on
+    the thread count or the run; it enters the reported loss only, never
+    the gradient.
     """
     s = 0.0
     for l in range(w_off.shape[0]):
         w = theta[w_off[l]:w_off[l] + units[l] * units[l + 1]]
-        n = w.shape[0]
-        n8 = n - n % 8
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
-        for i in range(0, n8, 8):
-            x0 = np.float64(w[i])
-            x1 = np.float64(w[i + 1])
-            x2 = np.float64(w[i + 2])
-            x3 = np.float64(w[i + 3])
-            x4 = np.float64(w[i + 4])
-            x5 = np.float64(w[i + 5])
-            x6 = np.float64(w[i + 6])
-            x7 = np.float64(w[i + 7])
-            a0 += x0 * x0
-            a1 += x1 * x1
-            a2 += x2 * x2
-            a3 += x3 * x3
-            a4 += x4 * x4
-            a5 += x5 * x5
-            a6 += x6 * x6
-            a7 += x7 * x7
-        for i in range(n8, n):
+        a = 0.0
+        for i in range(w.shape[0]):
             x = np.float64(w[i])
-            a0 += x * x
-        s += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            a += x * x
+        s += a
     return s
 
 

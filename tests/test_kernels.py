@@ -868,3 +868,23 @@ def test_serial_predict_rows_in_blocks_equal_rows_alone(dtype, act, head):
         with pytest.raises(ValueError, match="do not fit"):
             kernel(theta, L.units[:1].copy(), empty, empty, net.acts_code, net.head,
                    X[:4].copy(), np.empty((4, L.units[0]), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l2_sum_is_the_float64_sum_of_squared_weights(dtype):
+    # l2_sum may reorder its additions (it is compiled to vectorise); it
+    # must still be the float64 sum of the weights' squares, biases left out,
+    # for layers of any size, including ones shorter than a vector.
+    import math
+
+    rng = np.random.default_rng(3)
+    for sizes in [(1, 1), (3, 2, 1), (100, 256, 256, 5), (7, 13, 9), (33, 1, 31)]:
+        layout = Layout(sizes)
+        theta = (rng.standard_normal(layout.size) * 3).astype(dtype)
+        expected = math.fsum(
+            float(x) ** 2 for l in range(len(sizes) - 1)
+            for x in theta[layout.w_off[l]:layout.w_off[l] + sizes[l] * sizes[l + 1]])
+        got = _kernels.l2_sum(theta, layout.units, layout.w_off)
+        assert abs(got - expected) <= 1e-14 * expected, (sizes, got, expected)
+        theta[layout.b_off[0]] = 1e30  # a bias never counts
+        assert _kernels.l2_sum(theta, layout.units, layout.w_off) == got
