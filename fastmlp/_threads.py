@@ -41,22 +41,27 @@ PARALLEL_MIN_WORK = 1 << 20
 # A dense prediction of at most SERIAL_PREDICT_MAX_ROWS rows runs on the
 # calling thread, in the serial kernels (four rows per pass over the
 # weights), up to SERIAL_PREDICT_MAX_WORK multiply-adds (rows x weights);
-# any prediction below PARALLEL_MIN_WORK does too. The parallel path costs
-# ~100-150 us more per call on W2's network (a Python call per layer, a
-# fork and join, BLAS packing the whole weight matrix for a few rows): 12
-# rows of W2's network took 164 us (float64) / 172 us (float32) in
-# parallel, ~78 / ~47 us serially. The row cap: on narrow layers (a few
-# to a few dozen units) the serial kernels vectorise poorly, and
-# thousands of rows ran up to 2x slower serially than through BLAS.
+# so does any prediction of at most SERIAL_PREDICT_ROW_CAP rows below
+# PARALLEL_MIN_WORK. The parallel path costs ~100-150 us more per call on
+# W2's network (a Python call per layer, a fork and join, BLAS packing the
+# whole weight matrix for a few rows): 12 rows of W2's network took 164 us
+# (float64) / 172 us (float32) in parallel, ~78 / ~47 us serially. The row
+# caps: on narrow layers (a few to a few dozen units) the serial kernels
+# vectorise poorly, and many rows run faster through BLAS, even on one
+# thread: a (4, 8, 1) network predicted 4,096 rows in 287 us serially
+# against 192 us through BLAS (float64), 1,024 rows in about the same time
+# either way, 256 rows in 20 against 52 us.
 SERIAL_PREDICT_MAX_WORK = 1 << 21
 SERIAL_PREDICT_MAX_ROWS = 32
+SERIAL_PREDICT_ROW_CAP = 1024
 
 
 def serial_predict_max_rows(n_weights):
     """The most rows of a dense prediction with ``n_weights`` weights that
     run on the calling thread (the rule above; it is monotone in the rows)."""
-    return max((PARALLEL_MIN_WORK - 1) // n_weights,
-               min(SERIAL_PREDICT_MAX_ROWS, (SERIAL_PREDICT_MAX_WORK - 1) // n_weights))
+    return min(SERIAL_PREDICT_ROW_CAP,
+               max((PARALLEL_MIN_WORK - 1) // n_weights,
+                   min(SERIAL_PREDICT_MAX_ROWS, (SERIAL_PREDICT_MAX_WORK - 1) // n_weights)))
 
 _ENV_LIMITS = ("OMP_NUM_THREADS",)
 
