@@ -202,8 +202,10 @@ def l2_sum(theta, units, w_off):
     partial sums, which the compiler would not vectorise, and 10 against 17
     µs (float64); ~3% of a W2 or W3 float32 batch. The order of the partial
     sums is fixed by the compiled code, so the result does not depend on
-    the thread count or the run; it enters the reported loss only, never
-    the gradient.
+    the thread count or the run (scikit-learn's ``np.dot`` of the weights
+    has an order of its own too). It enters the loss, never the gradient:
+    the reported loss, early stopping's comparisons, and L-BFGS's line
+    search.
     """
     s = 0.0
     for l in range(w_off.shape[0]):
