@@ -9,15 +9,18 @@ The layer kernels (:mod:`fastmlp._linalg`) make one single-threaded
   calling convention. This is the default.
 * scipy's BLAS (``scipy.linalg.cython_blas``) through Numba's
   ``numba_xxgemm`` helper, the function ``np.dot`` uses inside ``@njit``:
-  with any other NumPy (conda's, MKL, Accelerate), or when the environment
-  variable ``FASTMLP_BLAS=scipy`` asks for it.
+  with any other NumPy (conda's, MKL, Accelerate: NumPy's macOS arm64
+  wheels), or when the environment variable ``FASTMLP_BLAS=scipy`` asks
+  for it (``auto``, the default, and ``numpy`` take NumPy's where there
+  is one).
 
 Why NumPy's first. Measured here (2-core AMD EPYC, one thread, the same
 Fortran call through ctypes, interleaved): NumPy 2.4's OpenBLAS 0.3.31 ran
 float32 products of W2's and W3's task shapes 10-17% faster than scipy
 1.17's OpenBLAS 0.3.30 (100x256 @ 256x256: 82 against 70 GFLOP/s;
-128x512 @ 512x512: 88 against 78); float64 was equal. It is also the
-library whose GEMM the benchmarks take as the machine's ceiling.
+128x512 @ 512x512: 88 against 78); float64 ran at the same speed. It
+is also the library whose GEMM the benchmarks take as the machine's
+ceiling.
 
 The choice is made once, at import, from the installed packages (never from
 a timing), so a model's bits depend only on the environment: the same
@@ -30,6 +33,7 @@ library is never loaded where the other is chosen.
 
 import ctypes
 import os
+import warnings
 
 import numpy as np
 from llvmlite import binding as _llvm
@@ -40,22 +44,29 @@ SYMBOLS = {"float32": "fastmlp_sgemm_ilp64", "float64": "fastmlp_dgemm_ilp64"}
 
 
 def _numpy_openblas():
-    """Path and ``(sgemm, dgemm)`` addresses of NumPy's ILP64 OpenBLAS, or
-    None.
+    """Find NumPy's own ILP64 OpenBLAS.
 
     The library must lie in NumPy's own directories (``numpy.libs`` on Linux
     and Windows wheels, ``numpy/.dylibs`` on macOS), so that another
     package's OpenBLAS loaded earlier (in one session, not another) never
     changes the choice, and say ``USE64BITINT`` in its configuration: the
     kernels pass 64-bit integers.
+
+    Returns
+    -------
+    found : tuple or None
+        ``(path, (sgemm_address, dgemm_address))``, or None where there is no
+        such library (or it cannot be inspected).
     """
     try:
         from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+
+        libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    except Exception:  # no threadpoolctl, or it failed: the fallback works anywhere
         return None
     np_dir = os.path.dirname(os.path.realpath(np.__file__))
     roots = (np_dir + os.sep, np_dir + ".libs" + os.sep)
-    for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+    for lib in libs:
         path = os.path.realpath(lib.filepath)
         if not path.startswith(roots):
             continue
@@ -73,13 +84,31 @@ def _numpy_openblas():
         get_config.restype = ctypes.c_char_p
         if b"USE64BITINT" not in (get_config() or b"").split():
             continue
-        address = ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value
+        address = (ctypes.cast(sgemm, ctypes.c_void_p).value,
+                   ctypes.cast(dgemm, ctypes.c_void_p).value)
         return path, address
     return None
 
 
+#: Values of the environment variable ``FASTMLP_BLAS``.
+CHOICES = ("auto", "numpy", "scipy")
+
+
 def _choose():
-    if os.environ.get("FASTMLP_BLAS", "").strip().lower() == "scipy":
+    """Apply ``FASTMLP_BLAS``: ``scipy`` forces scipy's BLAS; ``auto`` (or
+    unset) and ``numpy`` take NumPy's OpenBLAS where there is one. Any other
+    value warns and counts as ``auto``.
+
+    Returns
+    -------
+    found : tuple or None
+        What :func:`_numpy_openblas` returns, or None for scipy's BLAS.
+    """
+    value = os.environ.get("FASTMLP_BLAS", "").strip().lower() or "auto"
+    if value not in CHOICES:
+        warnings.warn(f"FASTMLP_BLAS={value!r} is not one of {CHOICES}; using 'auto'.",
+                      RuntimeWarning, stacklevel=2)
+    if value == "scipy":
         return None
     return _numpy_openblas()
 

@@ -50,9 +50,9 @@ except ImportError:  # pragma: no cover - a Numba without this class
 
 _OPTIONS = dict(nogil=True, error_model="numpy", fastmath={"contract"})
 
-# The modules whose code ends up inside compiled kernels.
-KERNEL_SOURCES = ("_activations.py", "_codes.py", "_engine.py", "_jit.py", "_kernels.py",
-                  "_linalg.py", "_optim.py")
+# The modules whose code, or names, end up inside compiled kernels.
+KERNEL_SOURCES = ("_activations.py", "_blas.py", "_codes.py", "_engine.py", "_jit.py",
+                  "_kernels.py", "_linalg.py", "_optim.py")
 
 
 def sources_stamp(directory=os.path.dirname(os.path.abspath(__file__))):
@@ -75,14 +75,18 @@ SOURCES_STAMP = sources_stamp()
 class _KeyedCacheFile(IndexDataCacheFile):
     """Numba's index + data cache files, safe against concurrent writers.
 
-    The data file of a key is named after a digest of the key, written
-    before the index entry that points at it; the index is re-read just
-    before it is written so entries that another process added meanwhile
-    are kept (a lost entry only costs a recompilation, never a crash).
+    The data file of a key is named after a digest of the key and the
+    source stamp, written before the index entry that points at it; the
+    index is re-read just before it is written so entries that another
+    process added meanwhile are kept (a lost entry only costs a
+    recompilation, never a crash). With the stamp in the name, a process
+    built from other sources (or for another BLAS library) never
+    overwrites the machine code an index entry of this one points at.
     """
 
     def save(self, key, data):
-        digest = int(hashlib.sha256(repr(key).encode()).hexdigest()[:12], 16)
+        named = repr((key, self._source_stamp)).encode()
+        digest = int(hashlib.sha256(named).hexdigest()[:12], 16)
         data_name = self._data_name(digest)
         self._save_data(data_name, data)
         overloads = self._load_index()
@@ -96,7 +100,12 @@ def _use_keyed_cache_file(dispatcher):
     if type(cache_file) is IndexDataCacheFile:
         cache_file.__class__ = _KeyedCacheFile
         # an index saved under another stamp loads as empty: recompile
-        cache_file._source_stamp = (cache_file._source_stamp, SOURCES_STAMP, _blas.KEY)
+        stamp = (cache_file._source_stamp, SOURCES_STAMP, _blas.KEY)
+        # Each BLAS library has files of its own, so that processes using
+        # either (FASTMLP_BLAS=scipy) keep each other's cache entries.
+        base = cache_file._index_name[:-len(".nbi")]
+        IndexDataCacheFile.__init__(cache_file, cache_file._cache_path, f"{base}.{_blas.KEY}",
+                                    stamp)
     return dispatcher
 
 

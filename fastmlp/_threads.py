@@ -147,7 +147,8 @@ class _BlasThreads:
 
 def _blas_setters():
     """One :class:`_BlasThreads` per BLAS library loaded in the process
-    (looked up once: scipy's, which the kernels call, is loaded by then)."""
+    (looked up once: by then the library the kernels call is loaded, NumPy's
+    own or scipy's, see :mod:`fastmlp._blas`)."""
     global _BLAS_SETTERS
     if _BLAS_SETTERS is None:
         from threadpoolctl import ThreadpoolController

@@ -72,28 +72,64 @@ print(json.dumps(out))
 """
 
 
-def _child(blas):
-    env = dict(os.environ, FASTMLP_BLAS=blas)
-    done = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
+def _child(blas, code=_CHILD):
+    """Run ``code`` in a fresh process with FASTMLP_BLAS=``blas`` (None:
+    unset); return its last line of output, parsed, and its stderr."""
+    env = dict(os.environ)
+    env.pop("FASTMLP_BLAS", None)
+    if blas is not None:
+        env["FASTMLP_BLAS"] = blas
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-@pytest.mark.parametrize("blas", ["scipy", "auto"])
+@pytest.mark.parametrize("blas", ["scipy", None, "numpy", " SciPy ", "bogus"])
 def test_each_blas_choice_computes_the_layer_products(blas):
     # Both processes share the package's kernel cache: each must compile
     # (or load) code for its own library, never the other's (calling
     # NumPy's OpenBLAS by scipy's convention, or the reverse, would crash).
-    got = _child(blas)
-    if blas == "scipy":
+    got, stderr = _child(blas)
+    if blas is not None and blas.strip().lower() == "scipy":
         assert not got["ilp64"]
         assert got["library"] == "scipy.linalg.cython_blas"
     else:
-        assert got["ilp64"] == _blas.ILP64
+        assert got["ilp64"] == (_blas._numpy_openblas() is not None)
+    assert ("FASTMLP_BLAS='bogus' is not one of" in stderr) == (blas == "bogus")
     assert got["stamp"] == got["key"]
     for dtype, tol in (("float32", 1e-5), ("float64", 1e-13)):
         assert max(got[dtype]) < tol, (dtype, got[dtype])
+
+
+_CACHE_CHILD = r"""
+import json
+import numpy as np
+from fastmlp import _blas
+from fastmlp._codes import NO_STEP, RELU
+from fastmlp._linalg import FORWARD, layer
+theta = np.ones(9)
+x = np.ones((4, 2))
+z = np.empty((4, 3))
+layer(np.int64(FORWARD), theta, theta, theta, theta, 0, 6, x, x, z, RELU, np.int64(NO_STEP),
+      np.bool_(False), theta, 1.0)
+print(json.dumps({"hits": sum(layer.stats.cache_hits.values()),
+                  "misses": sum(layer.stats.cache_misses.values()),
+                  "index": layer._cache._cache_file._index_name, "key": _blas.KEY}))
+"""
+
+
+def test_each_blas_choice_keeps_its_own_cache_entries():
+    # A process using the other library neither overwrites nor evicts this
+    # library's cached kernels: they have files of their own.
+    if _blas._numpy_openblas() is None:
+        pytest.skip("only scipy's BLAS is available here")
+    first, _ = _child("auto", _CACHE_CHILD)
+    other, _ = _child("scipy", _CACHE_CHILD)
+    again, _ = _child("auto", _CACHE_CHILD)
+    assert first["key"] in first["index"] and other["key"] in other["index"]
+    assert first["index"] != other["index"]
+    assert again["hits"] >= 1 and again["misses"] == 0, again
 
 
 def test_fits_agree_across_blas_libraries():
@@ -103,19 +139,20 @@ def test_fits_agree_across_blas_libraries():
 
     from fastmlp import MLPClassifier
 
+    if _blas._numpy_openblas() is None:
+        pytest.skip("only scipy's BLAS is available here")
     code = (
-        "import json\n"
+        "import json, warnings\n"
         "from sklearn.datasets import load_digits\n"
-        "from fastmlp import MLPClassifier\n"
+        "from fastmlp import MLPClassifier, _blas\n"
+        "warnings.simplefilter('ignore')\n"
         "X, y = load_digits(return_X_y=True)\n"
         "clf = MLPClassifier((32,), max_iter=5, random_state=0, tol=0).fit(X[:600] / 16, y[:600])\n"
-        "print(json.dumps([c.ravel().tolist() for c in clf.coefs_]))\n"
+        "print(json.dumps([_blas.KEY, [c.ravel().tolist() for c in clf.coefs_]]))\n"
     )
-    env = dict(os.environ, FASTMLP_BLAS="scipy")
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    # the library this process does not use
+    (key, theirs), _ = _child("auto" if _blas.KEY == "scipy-cython-blas" else "scipy", code)
+    assert key != _blas.KEY
     X, y = load_digits(return_X_y=True)
     with pytest.warns(Warning):  # ConvergenceWarning after 5 epochs
         ours = MLPClassifier((32,), max_iter=5, random_state=0, tol=0).fit(X[:600] / 16, y[:600])
