@@ -32,8 +32,8 @@ Every kernel is ``@njit`` with
   order, and so its rounding, would depend on how LLVM vectorises it: the
   same in every run on one machine, but the gradient loops should not change
   with the compiler's choices). The one exception, ``jit(reassoc=True)``, is
-  the loss's sum of squared weights (:func:`fastmlp._kernels.l2_sum`), 4x
-  faster vectorised.
+  the loss's sum of squared weights (:func:`fastmlp._kernels.l2_sum`),
+  vectorised 4x faster in float32, 1.6x in float64.
 """
 
 import hashlib
@@ -75,18 +75,17 @@ SOURCES_STAMP = sources_stamp()
 class _KeyedCacheFile(IndexDataCacheFile):
     """Numba's index + data cache files, safe against concurrent writers.
 
-    The data file of a key is named after a digest of the key and the
-    source stamp, written before the index entry that points at it; the
-    index is re-read just before it is written so entries that another
-    process added meanwhile are kept (a lost entry only costs a
-    recompilation, never a crash). With the stamp in the name, a process
-    built from other sources (or for another BLAS library) never
-    overwrites the machine code an index entry of this one points at.
+    The data file of a key is named after a digest of the key, written
+    before the index entry that points at it; the index is re-read just
+    before it is written so entries that another process added meanwhile
+    are kept (a lost entry only costs a recompilation, never a crash).
+    Processes using different BLAS libraries use files of different names
+    (:func:`_use_keyed_cache_file`), so neither overwrites the machine code
+    the other's index points at.
     """
 
     def save(self, key, data):
-        named = repr((key, self._source_stamp)).encode()
-        digest = int(hashlib.sha256(named).hexdigest()[:12], 16)
+        digest = int(hashlib.sha256(repr(key).encode()).hexdigest()[:12], 16)
         data_name = self._data_name(digest)
         self._save_data(data_name, data)
         overloads = self._load_index()

@@ -48,12 +48,15 @@ PARALLEL_MIN_WORK = 1 << 20
 # (float64) / 172 us (float32) in parallel, ~78 / ~47 us serially. The row
 # caps: on narrow layers (a few to a few dozen units) the serial kernels
 # vectorise poorly, and many rows run faster through BLAS, even on one
-# thread: a (4, 8, 1) network predicted 4,096 rows in 287 us serially
-# against 192 us through BLAS (float64), 1,024 rows in about the same time
-# either way, 256 rows in 20 against 52 us.
+# thread: the kernels alone, a (4, 8, 1) network's 4,096 rows took 287 us
+# serially against 192 us through BLAS (float64), 1,024 rows about the
+# same either way. Through predict_proba the general path also pays ~40
+# us of validation and set-up, so there the two cross at ~2,048 rows:
+# (4, 8, 2), float64, 1,025 rows 86 us serially against 128 us, 2,048
+# rows 159 against 162, 3,072 rows 232 against 207.
 SERIAL_PREDICT_MAX_WORK = 1 << 21
 SERIAL_PREDICT_MAX_ROWS = 32
-SERIAL_PREDICT_ROW_CAP = 1024
+SERIAL_PREDICT_ROW_CAP = 2048
 
 
 def serial_predict_max_rows(n_weights):

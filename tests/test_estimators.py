@@ -771,7 +771,7 @@ def test_predict_labels_match_scikit_learn_binarizer():
 def test_serial_prediction_rule():
     # Small predictions of wide networks stay on the calling thread up to
     # 2^21 multiply-adds and 32 rows; others below 2^20 multiply-adds, and
-    # at most 1024 rows (many rows of narrow networks, where the serial
+    # at most 2048 rows (many rows of narrow networks, where the serial
     # kernels vectorise poorly, go through BLAS).
     from fastmlp._threads import serial_predict_max_rows
 
@@ -779,7 +779,8 @@ def test_serial_prediction_rule():
     assert serial_predict_max_rows(w2) == (2**21 - 1) // w2 == 22
     assert serial_predict_max_rows(3491) == (2**20 - 1) // 3491 == 300
     assert serial_predict_max_rows(1024) == 1023
-    assert serial_predict_max_rows(1000) == 1024
-    assert serial_predict_max_rows(40) == 1024
+    assert serial_predict_max_rows(512) == 2047
+    assert serial_predict_max_rows(500) == 2048
+    assert serial_predict_max_rows(40) == 2048
     assert serial_predict_max_rows(40_000) == 32
     assert serial_predict_max_rows(2**21) == 0
