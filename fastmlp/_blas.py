@@ -19,9 +19,8 @@ Fortran call through ctypes, interleaved): NumPy 2.4's OpenBLAS 0.3.31 ran
 float32 products of W2's and W3's task shapes 9-17% faster than scipy
 1.17's OpenBLAS 0.3.30 (100x256 @ 256x256: 82 against 70-71 GFLOP/s;
 128x512 @ 512x512: 88 against 78-79; two runs); float64 ran at the same
-speed. It
-is also the library whose GEMM the benchmarks take as the machine's
-ceiling.
+speed. It is also the library whose GEMM the benchmarks take as the
+machine's ceiling.
 
 The choice is made once, at import, from the installed packages (never from
 a timing), so a model's bits depend only on the environment: the same

@@ -6,12 +6,12 @@ the optimizer step. It is a ``prange`` over a FIXED grid of row blocks, and
 each task makes one single-threaded BLAS ``gemm`` call on its block
 (:func:`_mm`: NumPy's own OpenBLAS where NumPy ships one, else scipy's
 through Numba's ``numba_xxgemm`` helper; :mod:`fastmlp._blas` says why),
-then applies the bias, activation or derivative to its rows. The grid depends only on the
-array shapes, never on the thread count, and BLAS runs on one thread inside
-every fit and prediction (:func:`fastmlp._threads.threads` sets OpenBLAS to
-one thread for their duration), so each output element comes from the same
-single-threaded call with the same sizes: results are bit-identical for any
-thread count. There is one threading story per loop, Numba's; no OpenBLAS
+then applies the bias, activation or derivative to its rows. The grid
+depends only on the array shapes, never on the thread count, and BLAS runs
+on one thread inside every fit and prediction
+(:func:`fastmlp._threads.threads` sets OpenBLAS to one thread for their
+duration), so each output element comes from the same single-threaded
+call with the same sizes: results are bit-identical for any thread count. There is one threading story per loop, Numba's; no OpenBLAS
 thread pool waits behind a parallel region, which is what made mixing
 ``prange`` loops with multi-threaded BLAS calls collapse speed.
 
