@@ -20,7 +20,7 @@ def _numpy_ships_ilp64_openblas():
     return "openblas" in str(blas.get("name", "")) and "USE64BITINT" in config.split()
 
 
-@pytest.mark.skipif(os.environ.get("FASTMLP_BLAS", "").lower() == "scipy",
+@pytest.mark.skipif(os.environ.get("FASTMLP_BLAS", "").strip().lower() == "scipy",
                     reason="FASTMLP_BLAS=scipy asks for scipy's BLAS")
 def test_numpy_openblas_is_chosen_where_numpy_ships_one():
     if not _numpy_ships_ilp64_openblas():
