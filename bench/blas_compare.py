@@ -23,12 +23,24 @@ from threadpoolctl import threadpool_limits
 SHAPES = [(100, 256, 256), (200, 256, 256), (100, 100, 256), (128, 512, 512), (100, 256, 5)]
 
 
-def _library(pattern, name, int_type):
+def _numpy_gemm(ch):
+    """NumPy's ILP64 ``?gemm_``, found as fastmlp._blas finds it."""
+    from fastmlp import _blas
+
+    found = _blas._numpy_openblas()
+    if found is None:
+        sys.exit("NumPy ships no ILP64 OpenBLAS here")
+    address = found[1][0 if ch == "s" else 1]
+    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address), ctypes.c_int64
+
+
+def _scipy_gemm(ch):
+    """scipy's ``?gemm_`` (32-bit integers) from its bundled OpenBLAS."""
     site = os.path.dirname(os.path.dirname(np.__file__))
-    paths = glob.glob(os.path.join(site, pattern))
+    paths = glob.glob(os.path.join(site, "scipy.libs", "libscipy_openblas-*"))
     if not paths:
-        sys.exit(f"not found: {pattern}")
-    return getattr(ctypes.CDLL(paths[0]), name), int_type
+        sys.exit("scipy's bundled OpenBLAS not found")
+    return getattr(ctypes.CDLL(paths[0]), f"scipy_{ch}gemm_"), ctypes.c_int32
 
 
 def _caller(lib, dt):
@@ -62,10 +74,7 @@ def _best(fs, reps=300):
 def main():
     dt = np.dtype(sys.argv[1] if len(sys.argv) > 1 else "float32").type
     ch = "s" if dt == np.float32 else "d"
-    libs = {
-        "numpy": _library("numpy.libs/libscipy_openblas64_*", f"scipy_{ch}gemm_64_", ctypes.c_int64),
-        "scipy": _library("scipy.libs/libscipy_openblas-*", f"scipy_{ch}gemm_", ctypes.c_int32),
-    }
+    libs = {"numpy": _numpy_gemm(ch), "scipy": _scipy_gemm(ch)}
     threadpool_limits(1)
     rng = np.random.default_rng(0)
     print(f"{np.dtype(dt).name}, one thread, GFLOP/s (NumPy's / scipy's OpenBLAS)")
