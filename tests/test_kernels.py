@@ -20,7 +20,7 @@ from numba.core.dispatcher import Dispatcher
 
 import reference as ref
 from fastmlp import _activations, _engine, _kernels, _linalg, _optim
-from fastmlp._codes import ACTIVATIONS, ADAM, H_LR_T, HEADS, NO_STEP, SGD
+from fastmlp._codes import ACTIVATIONS, ADAM, H_LR_T, HEADS, NO_STEP, RELU, SGD
 from fastmlp._layout import Layout
 
 DTYPES = [np.float64, np.float32]
@@ -888,3 +888,34 @@ def test_l2_sum_is_the_float64_sum_of_squared_weights(dtype):
         assert abs(got - expected) <= 1e-14 * expected, (sizes, got, expected)
         theta[layout.b_off[0]] = 1e30  # a bias never counts
         assert _kernels.l2_sum(theta, layout.units, layout.w_off) == got
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
+    # The layer kernel's ReLU and its derivative (the rows of a task, as its
+    # parallel loop applies them) go through a work vector of RELU_CHUNK
+    # elements (_activations.relu_row): widths below, at and
+    # across a chunk, and the values a select can get wrong (-0.0, NaN of
+    # either sign, infinities), must come out as scikit-learn's, bit for bit.
+    from sklearn.neural_network._base import ACTIVATIONS, DERIVATIVES
+
+    chunk = _activations.RELU_CHUNK
+    special = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, -1.5, 2.5], dtype=dtype)
+    rng = np.random.default_rng(4)
+    for m in (1, 5, chunk - 1, chunk, chunk + 1, 2 * chunk + 7):
+        Z = rng.standard_normal((6, m)).astype(dtype)
+        Z[0, : min(m, special.size)] = special[:m]
+        Z[1] = np.where(Z[1] < 0, 0, Z[1])  # exact zeros in the outputs
+        expected = Z.copy()
+        ACTIVATIONS["relu"](expected)
+        got = Z.copy()
+        _linalg._activate_rows(got, 0, got.shape[0], RELU)
+        assert got.tobytes() == expected.tobytes(), m
+
+        D = rng.standard_normal((6, m)).astype(dtype)
+        D[2, : min(m, special.size)] = special[:m]
+        expected_d = D.copy()
+        DERIVATIVES["relu"](expected, expected_d)
+        got_d = D.copy()
+        _linalg._derivative_rows(expected, got_d, 0, got_d.shape[0], RELU)
+        assert got_d.tobytes() == expected_d.tobytes(), m
