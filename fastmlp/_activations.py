@@ -7,6 +7,9 @@ forward pass need not keep pre-activations.
 """
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from ._codes import (
     EXP,
@@ -18,57 +21,53 @@ from ._codes import (
 )
 from ._jit import jit
 
-# Elements per pass of :func:`relu_row` and :func:`relu_derivative_row`: the
-# length their work vector must have. 128 and 256 measured alike on rows of
-# 100 to 512 (32: up to 1.5x slower on 512-wide rows).
-RELU_CHUNK = 256
+@intrinsic
+def kept(typingctx, x):
+    """``x`` unchanged, as an LLVM ``freeze`` of it.
+
+    A ReLU written in place, ``z[c] = 0 if z[c] <= 0 else z[c]``, stores
+    ``select(c, 0, load p)`` back to ``p``; LLVM 22 turns that into a masked
+    store of the zeros alone (``vmaskmovps``/``vmaskmovpd``), which AMD Zen
+    runs as slow microcode: 24 us for a 200 x 256 block, float32 or
+    float64, where a plain vectorised pass takes 5-9. Passing the
+    unchanged value through ``freeze`` (the identity on any loaded
+    number) hides that it is the loaded element, so the loop stores every
+    element with ordinary vector stores. Measured on 200 x 256 blocks on
+    the machine of bench/README.md: ReLU 4.6 against 24 us (float32), 9.4
+    against 25 (float64); its derivative 7.1 against 27, 18 against 29.
+    """
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (v,) = args
+        instr = ir.instructions.Instruction(builder.block, v.type, "freeze", [v])
+        builder._insert(instr)  # llvmlite's IRBuilder has no freeze method
+        return instr
+
+    return x(x), codegen
 
 
 @jit(inline="always")
-def relu_row(z, t):
+def relu_row(z):
     """ReLU of the 1-D row ``z`` in place: ``+0.0`` where ``z <= 0``, else
     ``z`` (NaN kept), bit for bit scikit-learn's ``np.maximum(z, 0)``, which
-    also turns ``-0.0`` into ``+0.0``.
-
-    The selected values go to the work vector ``t`` (at least
-    :data:`RELU_CHUNK` elements) and are copied back, in chunks. Written
-    in place in one loop, LLVM drops the store of every element the select
-    leaves unchanged and vectorises what remains with masked stores
-    (``vmaskmovps``/``vmaskmovpd``), which are microcoded and slow on AMD
-    Zen: 24 us for a 200 x 256 block (float32 or float64) on the machine of
-    bench/README.md, against 7.5 (float32) and 13 us (float64) through
-    ``t``, which every element is stored to unconditionally. Inlined into
-    callers, which allocate ``t`` once per task or call.
-    """
+    also turns ``-0.0`` into ``+0.0``. See :func:`kept` for its form."""
     zero = z.dtype.type(0)
-    m = z.shape[0]
-    for c0 in range(0, m, RELU_CHUNK):
-        n = min(RELU_CHUNK, m - c0)
-        zc = z[c0:c0 + n]
-        for j in range(n):
-            v = zc[j]
-            t[j] = zero if v <= zero else v
-        for j in range(n):
-            zc[j] = t[j]
+    for c in range(z.shape[0]):
+        v = z[c]
+        z[c] = zero if v <= zero else kept(v)
 
 
 @jit(inline="always")
-def relu_derivative_row(a, d, t):
+def relu_derivative_row(a, d):
     """The delta row ``d`` times ReLU's derivative, in place: ``0`` where the
     activation output ``a`` is 0, else ``d`` unchanged (scikit-learn's
-    ``delta[Z == 0] = 0``). Through the work vector ``t``, for the reason
-    :func:`relu_row` gives (200 x 256 float32: 27 against 12 us)."""
+    ``delta[Z == 0] = 0``). See :func:`kept` for its form."""
     zero = d.dtype.type(0)
-    m = d.shape[0]
-    for c0 in range(0, m, RELU_CHUNK):
-        n = min(RELU_CHUNK, m - c0)
-        dc = d[c0:c0 + n]
-        ac = a[c0:c0 + n]
-        for j in range(n):
-            v = dc[j]
-            t[j] = zero if ac[j] == zero else v
-        for j in range(n):
-            dc[j] = t[j]
+    for c in range(d.shape[0]):
+        v = d[c]
+        d[c] = zero if a[c] == zero else kept(v)
 
 
 @jit()
@@ -81,9 +80,7 @@ def activate(z, act):
     """
     m = z.shape[0]
     if act == RELU:
-        for c in range(m):
-            if z[c] <= 0:
-                z[c] = 0
+        relu_row(z)
     elif act == LOGISTIC:
         one = z.dtype.type(1)
         for c in range(m):
@@ -117,9 +114,7 @@ def derivative(a, d, act):
     """
     m = d.shape[0]
     if act == RELU:
-        for c in range(m):
-            if a[c] == 0:
-                d[c] = 0
+        relu_derivative_row(a, d)
     elif act == LOGISTIC:
         one = a.dtype.type(1)
         for c in range(m):

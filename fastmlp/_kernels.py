@@ -17,7 +17,7 @@ re-generated the machine code of everything it calls (see
 
 import numpy as np
 
-from ._activations import activate
+from ._activations import activate, relu_row
 from ._codes import (
     H_ALPHA,
     H_LOG_EPS,
@@ -318,7 +318,6 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
     Python threads (the kernel releases the GIL) then never share them.
     """
     L = w_off.shape[0]
-    zero = theta.dtype.type(0)
     width = _serial_width(theta, units, w_off, b_off, acts_code, X, out)
     z0 = np.empty(width, dtype=theta.dtype)
     z1 = np.empty(width, dtype=theta.dtype)
@@ -366,12 +365,8 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
                     z[c] += ak * w[c]
             if l < L - 1:
                 act = acts_code[l]
-                # In place: relu_row's work vector measured no faster on
-                # one row (the masked stores it avoids cost little in L1).
                 if act == RELU:
-                    for c in range(m):
-                        v = z[c]
-                        z[c] = zero if v <= zero else v
+                    relu_row(z)
                 else:
                     activate(z, act)
             a = z
@@ -400,7 +395,6 @@ def predict_serial_blocks(theta, units, w_off, b_off, acts_code, head, X, out):
     written. Returns whether every element of X is finite.
     """
     L = w_off.shape[0]
-    zero = theta.dtype.type(0)
     width = _serial_width(theta, units, w_off, b_off, acts_code, X, out)
     n = X.shape[0]
     if n % 4 != 0:
@@ -487,9 +481,7 @@ def predict_serial_blocks(theta, units, w_off, b_off, acts_code, head, X, out):
             for i in range(4):
                 y = blk[base + i * width : base + i * width + m]
                 if act == RELU:
-                    for c in range(m):
-                        v = y[c]
-                        y[c] = zero if v <= zero else v
+                    relu_row(y)
                 else:
                     activate(y, act)
             a0 = y0

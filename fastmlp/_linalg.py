@@ -64,16 +64,12 @@ helpers with several call sites (:func:`_check`, the step-buffer check,
 ``activate``, ``derivative``) was slower: 8.6-10.3 s against 8.4-9.1 s.
 
 Activations are applied per task on the rows it owns. ReLU and its
-derivative are selects through a small work vector
-(:func:`fastmlp._activations.relu_row`, ``relu_derivative_row``): written
-in place, LLVM vectorised them with masked stores, which are slow on AMD
-Zen. The four ReLU passes of a W2 float32 batch (200 x 256 each) took
-~100 us of its ~1.4 ms at one thread, against ~40 us now; W2's fit, in
-interleaved processes: float32 1.34-1.36 against 1.43 s at one thread,
-0.77-0.78 against 0.80-0.81 s at two; float64 1.54-1.55 against
-1.57-1.60 s at two. The branchy versions in
-:func:`fastmlp._activations.activate` cost more than the matrix product
-for small reductions.
+derivative are selects in a form that vectorises with plain stores
+(:func:`fastmlp._activations.kept`): written the obvious way, LLVM
+vectorised them with masked stores, which are slow on AMD Zen. The four
+ReLU passes of a W2 float32 batch (200 x 256 each) took ~100 us of its
+~1.4 ms at one thread. The branchy versions cost more than the matrix
+product for small reductions.
 
 Every BLAS call reads and writes through raw pointers, so each kernel checks
 its arrays' shapes and C-contiguity before the parallel loop: a mismatch
@@ -93,7 +89,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _blas
-from ._activations import RELU_CHUNK, activate, derivative, relu_derivative_row, relu_row
+from ._activations import activate, derivative, relu_derivative_row, relu_row
 from ._codes import ADAM, H_ALPHA, N_HYPER, RELU, SGD
 from ._jit import jit
 from ._optim import optimizer_step
@@ -262,9 +258,8 @@ def _check(X, rows, cols):
 def _activate_rows(Z, r0, r1, act):
     """``act`` on ``Z[r0:r1]``; ReLU as a (vectorising) select."""
     if act == RELU:
-        t = np.empty(RELU_CHUNK, dtype=Z.dtype)
         for r in range(r0, r1):
-            relu_row(Z[r], t)
+            relu_row(Z[r])
     else:
         for r in range(r0, r1):
             activate(Z[r], act)
@@ -274,9 +269,8 @@ def _activate_rows(Z, r0, r1, act):
 def _derivative_rows(Aprev, D, r0, r1, act):
     """Multiply ``D[r0:r1]`` by ``act``'s derivative, given outputs."""
     if act == RELU:
-        t = np.empty(RELU_CHUNK, dtype=D.dtype)
         for r in range(r0, r1):
-            relu_derivative_row(Aprev[r], D[r], t)
+            relu_derivative_row(Aprev[r], D[r])
     else:
         for r in range(r0, r1):
             derivative(Aprev[r], D[r], act)

@@ -893,16 +893,16 @@ def test_l2_sum_is_the_float64_sum_of_squared_weights(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
     # The layer kernel's ReLU and its derivative (the rows of a task, as its
-    # parallel loop applies them) go through a work vector of RELU_CHUNK
-    # elements (_activations.relu_row): widths below, at and
-    # across a chunk, and the values a select can get wrong (-0.0, NaN of
-    # either sign, infinities), must come out as scikit-learn's, bit for bit.
+    # parallel loop applies them) are selects written in a form LLVM
+    # vectorises with plain stores (_activations.kept): rows shorter than,
+    # equal to and longer than a vector, and the values a select can get
+    # wrong (-0.0, NaN of either sign, infinities), must come out as
+    # scikit-learn's, bit for bit.
     from sklearn.neural_network._base import ACTIVATIONS, DERIVATIVES
 
-    chunk = _activations.RELU_CHUNK
     special = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, -1.5, 2.5], dtype=dtype)
     rng = np.random.default_rng(4)
-    for m in (1, 5, chunk - 1, chunk, chunk + 1, 2 * chunk + 7):
+    for m in (1, 5, 8, 9, 31, 32, 33, 256, 519):
         Z = rng.standard_normal((6, m)).astype(dtype)
         Z[0, : min(m, special.size)] = special[:m]
         Z[1] = np.where(Z[1] < 0, 0, Z[1])  # exact zeros in the outputs
@@ -911,6 +911,10 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         got = Z.copy()
         _linalg._activate_rows(got, 0, got.shape[0], RELU)
         assert got.tobytes() == expected.tobytes(), m
+        got = Z.copy()
+        for row in got:  # the row-wise form the CSR input's first layer uses
+            _activations.activate(row, RELU)
+        assert got.tobytes() == expected.tobytes(), m
 
         D = rng.standard_normal((6, m)).astype(dtype)
         D[2, : min(m, special.size)] = special[:m]
@@ -918,4 +922,8 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         DERIVATIVES["relu"](expected, expected_d)
         got_d = D.copy()
         _linalg._derivative_rows(expected, got_d, 0, got_d.shape[0], RELU)
+        assert got_d.tobytes() == expected_d.tobytes(), m
+        got_d = D.copy()
+        for a, d in zip(expected, got_d):
+            _activations.derivative(a, d, RELU)
         assert got_d.tobytes() == expected_d.tobytes(), m
