@@ -9,6 +9,7 @@ forward pass need not keep pre-activations.
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import config
 from numba.extending import intrinsic
 
 from ._codes import (
@@ -21,8 +22,9 @@ from ._codes import (
 )
 from ._jit import jit
 
+
 @intrinsic
-def kept(typingctx, x):
+def _kept(typingctx, x):
     """``x`` unchanged, as an LLVM ``freeze`` of it.
 
     A ReLU written in place, ``z[c] = 0 if z[c] <= 0 else z[c]``, stores
@@ -48,11 +50,16 @@ def kept(typingctx, x):
     return x(x), codegen
 
 
+# With NUMBA_DISABLE_JIT=1 the kernels run as Python, where an intrinsic
+# cannot: there the identity stands in.
+kept = (lambda x: x) if config.DISABLE_JIT else _kept
+
+
 @jit(inline="always")
 def relu_row(z):
     """ReLU of the 1-D row ``z`` in place: ``+0.0`` where ``z <= 0``, else
     ``z`` (NaN kept), bit for bit scikit-learn's ``np.maximum(z, 0)``, which
-    also turns ``-0.0`` into ``+0.0``. See :func:`kept` for its form."""
+    also turns ``-0.0`` into ``+0.0``. See :func:`_kept` for its form."""
     zero = z.dtype.type(0)
     for c in range(z.shape[0]):
         v = z[c]
@@ -63,7 +70,7 @@ def relu_row(z):
 def relu_derivative_row(a, d):
     """The delta row ``d`` times ReLU's derivative, in place: ``0`` where the
     activation output ``a`` is 0, else ``d`` unchanged (scikit-learn's
-    ``delta[Z == 0] = 0``). See :func:`kept` for its form."""
+    ``delta[Z == 0] = 0``). See :func:`_kept` for its form."""
     zero = d.dtype.type(0)
     for c in range(d.shape[0]):
         v = d[c]

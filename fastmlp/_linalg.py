@@ -65,11 +65,11 @@ helpers with several call sites (:func:`_check`, the step-buffer check,
 
 Activations are applied per task on the rows it owns. ReLU and its
 derivative are selects in a form that vectorises with plain stores
-(:func:`fastmlp._activations.kept`): written the obvious way, LLVM
+(:func:`fastmlp._activations._kept`): written the obvious way, LLVM
 vectorised them with masked stores, which are slow on AMD Zen. The four
 ReLU passes of a W2 float32 batch (200 x 256 each) took ~100 us of its
-~1.4 ms at one thread. The branchy versions cost more than the matrix
-product for small reductions.
+~1.4 ms at one thread. The other activations go through
+:func:`fastmlp._activations.activate` / ``derivative`` row by row.
 
 Every BLAS call reads and writes through raw pointers, so each kernel checks
 its arrays' shapes and C-contiguity before the parallel loop: a mismatch

@@ -784,3 +784,28 @@ def test_serial_prediction_rule():
     assert serial_predict_max_rows(40) == 2048
     assert serial_predict_max_rows(40_000) == 32
     assert serial_predict_max_rows(2**21) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_signed_zero_predictions_match_scikit_learn_bit_for_bit(dtype):
+    # Hidden pre-activations of -0.0 (bias -0.0, inputs 0, weights -1): the
+    # ReLU gives +0.0, as scikit-learn's np.maximum does, so the output
+    # (weights 1, bias -0.0) is +0.0. Every prediction path: the serial
+    # kernels (1 to 3 rows, blocks of 4, a block plus one row) and the
+    # layer kernels (many rows). assert_allclose would not see the sign.
+    X = np.zeros((8, 2), dtype=dtype)
+    model = MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, np.arange(8.0))
+    model.coefs_[0][:] = -1  # in place: the model's flat buffer
+    model.intercepts_[0][:] = -0.0
+    model.coefs_[1][:] = 1
+    model.intercepts_[1][:] = -0.0
+    theirs = model.to_sklearn()
+    for n in (1, 3, 4, 5, 8, 5000):
+        Xn = np.zeros((n, 2), dtype=dtype)
+        ours = model.predict(Xn)
+        expected = theirs.predict(Xn).astype(ours.dtype)
+        assert not np.signbit(ours).any(), n
+        assert ours.tobytes() == expected.tobytes(), n

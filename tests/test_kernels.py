@@ -927,3 +927,24 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         for a, d in zip(expected, got_d):
             _activations.derivative(a, d, RELU)
         assert got_d.tobytes() == expected_d.tobytes(), m
+
+
+def test_relu_runs_as_python_with_jit_disabled():
+    # The ReLU's LLVM freeze is an intrinsic, which plain Python cannot run:
+    # with NUMBA_DISABLE_JIT=1 (debugging a kernel) the identity stands in.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from fastmlp._activations import activate, derivative\n"
+        "from fastmlp._codes import RELU\n"
+        "z = np.array([-1.0, -0.0, 2.0, np.nan]); activate(z, RELU)\n"
+        "d = np.ones(4); derivative(z, d, RELU)\n"
+        "print(z.tolist(), d.tolist())\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0.0, 0.0, 2.0, nan] [0.0, 0.0, 1.0, 1.0]"
