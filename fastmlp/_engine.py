@@ -16,9 +16,8 @@ levels of compiled functions is compiled four times over. Two measures keep
 the first dense adam fit smaller (on the 2-core machine of bench/README.md,
 old and new code side by side: 31-35 s against 36-41 s):
 
-* the sequencing kernels (:func:`._kernels.forward`, ``loss_grad``) are
-  inlined into the epoch kernels at Numba IR level, so they are not
-  separate levels;
+* the sequencing kernel (:func:`._kernels.loss_grad`) is inlined into
+  the epoch kernels at Numba IR level, so it is not a separate level;
 * the epoch kernels come in a dense and a sparse variant, each a closure
   over a constant flag: Numba prunes the branches of the other input kind,
   so a dense fit never compiles the CSR/CSC kernels (a test asserts it on
@@ -26,9 +25,9 @@ old and new code side by side: 31-35 s against 36-41 s):
   dtype.
 
 Prediction (:func:`predict_output`) is driven from Python, one call per
-layer and chunk of rows, on the layer kernels the epochs already compiled,
-so that a first prediction after a fit compiles nothing; a few rows go to
-the serial :func:`._kernels.predict_serial` instead.
+chunk of rows, on the network kernel the epochs already compiled, so that
+a first prediction after a fit compiles nothing; a few rows go to the
+serial :func:`._kernels.predict_serial` instead.
 
 Extension points (each an addition, not a rewrite):
 
@@ -76,14 +75,16 @@ from ._codes import (
 )
 from ._jit import jit
 from ._kernels import (
+    PREDICT,
     csr_to_csc,
     gather_csr,
     gather_rows,
     loss_grad,
+    network,
     predict_serial,
     predict_serial_blocks,
 )
-from ._linalg import FORWARD, csr_linear_forward, layer
+from ._linalg import csr_linear_forward
 from ._optim import adam_step_size
 
 # Rows per chunk in prediction: bounds the work buffers (PREDICT_CHUNK rows
@@ -173,13 +174,6 @@ class Network:
             self.acts_code = np.zeros(1, dtype=np.int64)
         self.head = int(head)
         self.dtype = np.dtype(dtype)
-        # predict_output's per-layer arguments, as Python ints: Numba types
-        # them in ~1 us per call, numpy scalars take its slow path.
-        n_layers = len(layout.units) - 1
-        self.layer_args = [
-            (int(layout.w_off[l]), int(layout.b_off[l]),
-             int(self.acts_code[l]) if l < n_layers - 1 else HEAD_ACTIVATIONS[self.head])
-            for l in range(n_layers)]
 
     def work_offsets(self, n_rows):
         """Offsets of each layer's (n_rows, units) block in a work buffer,
@@ -471,16 +465,17 @@ def predict_serial_rows(args, X, out):
 def predict_output(net, theta, inputs):
     """Output activations of every row of an input.
 
-    Chunks of :data:`PREDICT_CHUNK` rows go through the network one layer
-    call at a time, from Python, on the training path's own compiled
-    kernels: :func:`._linalg.layer` (FORWARD) for every dense layer and
-    :func:`._linalg.csr_linear_forward` for a sparse input's first layer,
-    with the argument types the epoch kernels give them (a test checks
-    it); the output layer applies the head's activation itself. So a
-    prediction after a fit in the same dtype and input kind compiles
-    nothing, where a compiled chunk loop would link those kernels into a
-    module of its own and optimise them again (~1.5 s at a first prediction
-    from an empty cache, against a few microseconds of Python per chunk).
+    Chunks of :data:`PREDICT_CHUNK` rows go through the network one call
+    each, from Python, on the training path's own compiled kernels:
+    :func:`._kernels.network` (PREDICT: one parallel loop whose tasks carry
+    a block of rows through every layer, the output layer applying the
+    head's activation), after :func:`._linalg.csr_linear_forward` for a
+    sparse input's first layer, with the argument types the epoch kernels
+    give them (a test checks it). So a prediction after a fit in the same
+    dtype and input kind compiles nothing, where a compiled chunk loop
+    would link those kernels into a module of its own and optimise them
+    again (~1.5 s at a first prediction from an empty cache, against a few
+    microseconds of Python per chunk).
 
     Parameters
     ----------
@@ -505,24 +500,29 @@ def predict_output(net, theta, inputs):
     dtype = net.dtype
     n = inputs.n_rows
     chunk = max(1, min(n, PREDICT_CHUNK))
-    n_layers = len(units) - 1
     out = np.empty((n, units[-1]), dtype=dtype)
-    work = [np.empty((chunk, u), dtype=dtype) for u in units[1:-1]]
+    a_off, size = net.work_offsets(chunk)
+    acts = np.empty(size, dtype=dtype)
+    last = int(a_off[-1])
     X, xd, xi, xp = inputs.args()
-    if inputs.is_sparse:
+    sparse = inputs.is_sparse
+    if sparse:
         W0, b0 = L.coef_view(theta, 0), L.intercept_view(theta, 0)
+        act0 = int(net.acts_code[0]) if len(units) > 2 else HEAD_ACTIVATIONS[net.head]
     one = dtype.type(1)
+    no_rows = _EMPTY[dtype.type]
+    no_loss = _EMPTY[np.float64]
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        A = X[start:stop]
-        for l, (wo, bo, act) in enumerate(net.layer_args):
-            Z = out[start:stop] if l == n_layers - 1 else work[l][: stop - start]
-            if inputs.is_sparse and l == 0:
-                csr_linear_forward(xd, xi, xp[start : stop + 1], W0, b0, Z, act)
-            else:
-                # grad, state and hyper are unused by FORWARD: theta stands
-                # in for them, with their types (as in _kernels.forward).
-                layer(FORWARD, theta, theta, theta, theta, wo, bo, A, A, Z, act, NO_STEP,
-                      False, theta, one)
-            A = Z
+        rows = stop - start
+        if sparse:
+            csr_linear_forward(xd, xi, xp[start : stop + 1], W0, b0,
+                               acts[: rows * units[1]].reshape(rows, units[1]), act0)
+        A = X if sparse else X[start:stop]
+        # The training arguments PREDICT does not read get arrays of their
+        # types (theta, the input, empty vectors), as the epoch kernels'.
+        network(PREDICT, int(sparse), rows, theta, theta, theta, theta, NO_STEP, False,
+                theta, one, L.units, L.w_off, L.b_off, net.acts_code, net.head, A, A,
+                no_rows, acts, acts, a_off, no_loss)
+        out[start:stop] = acts[last : last + rows * units[-1]].reshape(rows, units[-1])
     return out

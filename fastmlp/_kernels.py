@@ -8,14 +8,18 @@ which layer ``l``'s output for a batch of ``n`` rows is the row-major block
 float32 and float64, and every argument of a kernel has the parameter dtype,
 so each kernel compiles at most once per dtype.
 
-:func:`forward` and :func:`loss_grad` are inlined into
-their compiled callers (``inline="always"``): they only sequence the matrix
-kernels, and as separately compiled functions each one re-optimised and
-re-generated the machine code of everything it calls (see
-:mod:`fastmlp._engine`). Called from Python they compile as usual.
+:func:`network` runs a batch through every layer in two parallel loops:
+each task of the first carries a block of rows through the forward pass,
+the output head and the deltas; the second does every layer's gradient and
+optimizer step. :func:`loss_grad` sequences the two and the loss; it is
+inlined into its compiled callers (``inline="always"``): as a separately
+compiled function it re-optimised and re-generated the machine code of
+everything it calls (see :mod:`fastmlp._engine`). Called from Python it
+compiles as usual.
 """
 
 import numpy as np
+from numba import prange
 
 from ._activations import activate, relu_row
 from ._codes import (
@@ -26,11 +30,23 @@ from ._codes import (
     HEAD_LOGISTIC,
     HEAD_SOFTMAX,
     IDENTITY,
-    NO_STEP,
+    N_HYPER,
     RELU,
 )
 from ._jit import jit
-from ._linalg import BACKWARD, FORWARD, GRADIENT, csc_linear_grad, csr_linear_forward, layer
+from ._linalg import (
+    BACKWARD,
+    BR,
+    FORWARD,
+    GRADIENT,
+    _check,
+    _check_step_buffers,
+    _layer_task,
+    _n_tasks,
+    _task_rows,
+    csc_linear_grad,
+    csr_linear_forward,
+)
 
 
 @jit()
@@ -162,33 +178,145 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
             nxt[j] = q + 1
 
 
-@jit(inline="always")
-def forward(theta, units, w_off, b_off, acts_code, out_act, is_sparse, X, xd, xi, xp, n,
-            acts, a_off):
-    """Forward pass of ``n`` rows through every layer.
+# Phases of :func:`network`.
+PREDICT = 0  # the forward pass
+ROWS = 1  # the forward pass, the output head's loss and deltas, the deltas of every layer
+STEPS = 2  # every layer's weight gradient and optimizer step
 
-    X : (n, k) dense input (ignored when ``is_sparse``); xd, xi, xp : CSR
-    input (ignored unless ``is_sparse``). acts_code : (n_layers - 2,) int64
-    hidden activation codes; out_act : the output layer's (its head's
-    function, ``HEAD_ACTIVATIONS[head]``), applied by the layer kernel's
-    parallel tasks: on W1 (200 rows x 10 classes) the serial softmax in
-    :func:`output_head` was ~10% of a batch.
+
+@jit()
+def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
+                  hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
+                  deltas, a_off, row_loss):
+    """Task ``i`` of :func:`network`'s loop, compiled on its own (as
+    :func:`fastmlp._linalg._layer_task` is, and for the same reason)."""
+    L = w_off.shape[0]
+    if phase == STEPS:
+        # Item i is task t of layer l's gradient; the first half of the
+        # items holds the first half of every layer's tasks, so the static
+        # split of the loop between two threads gives each half of every
+        # layer.
+        h = 0
+        for l in range(first, L):
+            h += _n_tasks(units[l], np.int64(BR)) // 2
+        second = i >= h
+        j = i - h if second else i
+        lay = first
+        t = j
+        nt = 1
+        for l in range(first, L):
+            nt = _n_tasks(units[l], np.int64(BR))
+            cnt = nt - nt // 2 if second else nt // 2
+            if j < cnt:
+                lay = l
+                t = j + nt // 2 if second else j
+                break
+            j -= cnt
+        k = units[lay]
+        m = units[lay + 1]
+        D = block_view(deltas, a_off, lay, n, m)
+        A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, k)
+        _layer_task(np.int64(GRADIENT), t, nt, k, theta, grad, state1, state2, w_off[lay],
+                    b_off[lay], k, m, A, D, D, np.int64(IDENTITY), solver, nesterov, hyper,
+                    sw_sum)
+        return
+    for l in range(first, L):
+        k = units[l]
+        m = units[l + 1]
+        Z = block_view(acts, a_off, l, n, m)
+        A = X if l == 0 else block_view(acts, a_off, l - 1, n, k)
+        act = acts_code[l] if l < L - 1 else HEAD_ACTIVATIONS[head]
+        _layer_task(np.int64(FORWARD), i, n_t, n, theta, grad, state1, state2, w_off[l],
+                    b_off[l], k, m, A, A, Z, act, solver, nesterov, hyper, sw_sum)
+    if phase == ROWS:
+        r0, r1 = _task_rows(i, n_t, n)
+        m = units[L]
+        Z = block_view(acts, a_off, L - 1, n, m)
+        D = block_view(deltas, a_off, L - 1, n, m)
+        output_head(Z[r0:r1], Y[r0:r1], sw[r0:r1], head, hyper[H_LOG_EPS], D[r0:r1],
+                    row_loss[r0:r1])
+        for l in range(L - 1, 0, -1):
+            k = units[l]
+            m = units[l + 1]
+            A = block_view(acts, a_off, l - 1, n, k)
+            D = block_view(deltas, a_off, l, n, m)
+            Dprev = block_view(deltas, a_off, l - 1, n, k)
+            _layer_task(np.int64(BACKWARD), i, n_t, n, theta, grad, state1, state2,
+                        w_off[l], b_off[l], k, m, A, D, Dprev, acts_code[l - 1], solver,
+                        nesterov, hyper, sw_sum)
+
+
+@jit(parallel=True)
+def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hyper, sw_sum,
+            units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss):
+    """One phase of a batch of ``n`` rows through layers ``first..`` of the
+    network, in ONE parallel loop.
+
+    phase : PREDICT, ROWS or STEPS.
+        PREDICT: the forward pass; layer ``l``'s output goes to its block
+        of ``acts`` (the output layer's through its head's function).
+        ROWS: the forward pass, then :func:`output_head` into ``row_loss``
+        and the output block of ``deltas``, then every hidden layer's
+        deltas. STEPS: every layer's weight and bias gradient into
+        ``grad``, each block followed by its optimizer step; call it after
+        ROWS and after any use of the weights before their step (the
+        penalty :func:`l2_sum` of the loss).
+    first : 0, or 1 when a sparse input's first layer is done apart
+        (:func:`fastmlp._linalg.csr_linear_forward`,
+        :func:`fastmlp._linalg.csc_linear_grad`); ``X`` is then not read.
+
+    The other arguments are :func:`loss_grad`'s; ``sw_sum`` is used by
+    STEPS only, ``Y``, ``sw``, ``row_loss``, ``deltas`` and ``hyper`` by
+    the training phases only (PREDICT takes arrays of their types).
+
+    The work is that of one :func:`fastmlp._linalg.layer` call per layer
+    and operation, the same row tasks and the same BLAS calls, so the
+    results are bit for bit those of the layer-by-layer sequence; what
+    changes is the number of parallel regions. The forward pass, the head
+    and the deltas only combine a row with itself, so a task carries its
+    rows through all of them without waiting for the others (ROWS); the
+    gradients split the rows of each ``W`` (STEPS). Two regions per
+    training batch instead of two per layer and one more per hidden layer:
+    Numba's TBB layer builds a task arena for every parallel loop, and each
+    loop cost two threads ~7 us beyond its work (a 256 x 256 float32 layer
+    at 2 threads: 141 us against ~134 us of one-thread BLAS and ReLU).
+    Measured at 2 threads on the Zen 4 machine of bench/README.md, old and
+    new code in interleaved processes: W1 (digits, 5 regions per batch to
+    2) 0.257 s against 0.293 s; W2 float32 (8 to 2) 0.708 s against
+    0.733 s. One loop for all three phases: each ``prange`` costs ~1 s of
+    compilation.
     """
     L = w_off.shape[0]
-    one = theta.dtype.type(1)
-    for l in range(L):
-        Z = block_view(acts, a_off, l, n, units[l + 1])
-        act = acts_code[l] if l < L - 1 else out_act
-        if is_sparse and l == 0:
-            W = coef_view(theta, units, w_off, l)
-            b = intercept_view(theta, units, b_off, l)
-            csr_linear_forward(xd, xi, xp, W, b, Z, act)
-        else:
-            A = X if l == 0 else block_view(acts, a_off, l - 1, n, units[l])
-            # grad, state and hyper arguments are unused by FORWARD: theta
-            # stands in for them, with their types.
-            layer(np.int64(FORWARD), theta, theta, theta, theta, w_off[l], b_off[l], A, A, Z,
-                  act, np.int64(NO_STEP), np.bool_(False), theta, one)
+    P = theta.shape[0]
+    train = phase != PREDICT
+    fits = (L >= 1 and units.shape[0] == L + 1 and b_off.shape[0] == L
+            and a_off.shape[0] >= L and acts_code.shape[0] >= L - 1 and n >= 0
+            and (first == 0 or first == 1))
+    for l in range(L if fits else 0):
+        k = units[l]
+        m = units[l + 1]
+        end = a_off[l] + n * m
+        fits = (fits and k > 0 and m > 0 and w_off[l] >= 0 and b_off[l] == w_off[l] + k * m
+                and b_off[l] + m <= P and a_off[l] >= 0 and end <= acts.shape[0]
+                and (not train or end <= deltas.shape[0]))
+    if fits and train:
+        fits = (Y.shape[0] >= n and Y.shape[1] == units[L] and sw.shape[0] >= n
+                and row_loss.shape[0] >= n and hyper.shape[0] >= N_HYPER)
+    if not fits:
+        raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
+    if first == 0:
+        _check(X, n, units[0])
+    n_t = _n_tasks(n, np.int64(BR))
+    count = n_t
+    if phase == STEPS:
+        _check_step_buffers(theta, grad, state1, state2, solver, hyper)
+        count = 0
+        for l in range(first, L):
+            count += _n_tasks(units[l], np.int64(BR))
+    for i in prange(count):
+        _network_task(phase, np.int64(i), n_t, first, n, theta, grad, state1, state2, solver,
+                      nesterov, hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw,
+                      acts, deltas, a_off, row_loss)
 
 
 @jit(reassoc=True)
@@ -228,22 +356,27 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     Returns scikit-learn's batch loss: the ``sw``-weighted average of the
     per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``
     (``alpha = hyper[H_ALPHA]``), at the parameters before the step; writes
-    the gradient, same layout as ``theta``, into ``grad``. Each layer's
-    step is taken by its gradient kernel (:func:`fastmlp._linalg.layer`)
-    right after its gradient, once the deltas below it no longer need its
-    weights; state1, state2 and hyper are as in
+    the gradient, same layout as ``theta``, into ``grad``. The work is two
+    :func:`network` calls: ROWS (forward pass, output head, deltas), then,
+    once the loss has read the weights, STEPS (each layer's gradient
+    followed by its optimizer step); state1, state2 and hyper are as in
     :func:`fastmlp._optim.optimizer_step`. The input is ``X`` (n, k) when
-    dense, else CSR ``(xd, xi, xp)`` for the forward pass and the same
-    matrix in CSC form ``(cd, cr, cp)`` for the first weight gradient.
+    dense, else CSR ``(xd, xi, xp)`` for the first layer's forward pass and
+    the same matrix in CSC form ``(cd, cr, cp)`` for its weight gradient,
+    both done apart from :func:`network` (``first=1``).
     """
     L = w_off.shape[0]
     alpha = hyper[H_ALPHA]
-    forward(theta, units, w_off, b_off, acts_code, HEAD_ACTIVATIONS[head], is_sparse, X, xd,
-            xi, xp, n, acts, a_off)
-    m_out = units[L]
-    Zout = block_view(acts, a_off, L - 1, n, m_out)
-    Dout = block_view(deltas, a_off, L - 1, n, m_out)
-    output_head(Zout, Y[:n], sw[:n], head, hyper[H_LOG_EPS], Dout, row_loss[:n])
+    one = theta.dtype.type(1)
+    first = np.int64(0)
+    if is_sparse:
+        first = np.int64(1)
+        act = acts_code[0] if L > 1 else HEAD_ACTIVATIONS[head]
+        csr_linear_forward(xd, xi, xp, coef_view(theta, units, w_off, 0),
+                           intercept_view(theta, units, b_off, 0),
+                           block_view(acts, a_off, np.int64(0), n, units[1]), act)
+    network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
+            one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss)
 
     # ``sw[:n].sum()`` adds in the same order and dtype, but compiles four
     # more functions (~0.3 s of a first fit).
@@ -252,22 +385,16 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     for r in range(n):
         sw_sum += sw[r]
         total += row_loss[r] * sw[r]
+    # before the steps change the weights
     loss = total / sw_sum + 0.5 * alpha * l2_sum(theta, units, w_off) / sw_sum
 
-    for l in range(L - 1, -1, -1):
-        D = block_view(deltas, a_off, l, n, units[l + 1])
-        A = X if l == 0 else block_view(acts, a_off, l - 1, n, units[l])
-        if l > 0:
-            # before this layer's step changes its weights
-            Dprev = block_view(deltas, a_off, l - 1, n, units[l])
-            layer(np.int64(BACKWARD), theta, grad, state1, state2, w_off[l], b_off[l], A, D, Dprev,
-                  acts_code[l - 1], solver, nesterov, hyper, sw_sum)
-        if is_sparse and l == 0:
-            csc_linear_grad(cd, cr, cp, D, theta, grad, state1, state2, w_off[0], b_off[0],
-                            solver, nesterov, hyper, sw_sum)
-        else:
-            layer(np.int64(GRADIENT), theta, grad, state1, state2, w_off[l], b_off[l], A, D,
-                  D, np.int64(IDENTITY), solver, nesterov, hyper, sw_sum)
+    network(np.int64(STEPS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
+            sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off,
+            row_loss)
+    if is_sparse:
+        D0 = block_view(deltas, a_off, np.int64(0), n, units[1])
+        csc_linear_grad(cd, cr, cp, D0, theta, grad, state1, state2, w_off[0], b_off[0],
+                        solver, nesterov, hyper, sw_sum)
     return loss
 
 

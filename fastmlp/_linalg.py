@@ -1,8 +1,12 @@
 """Matrix primitives of the training and prediction kernels.
 
-One kernel, :func:`layer`, does all the dense work of a layer: its forward
-pass, the propagation of deltas through it, and its gradient followed by
-the optimizer step. It is a ``prange`` over a FIXED grid of row blocks, and
+All the dense work of a layer is done by one task function,
+:func:`_layer_task`: its forward pass, the propagation of deltas through
+it, and its gradient followed by the optimizer step, on one block of rows.
+Fits and predictions run these tasks from :func:`fastmlp._kernels.network`
+(a whole batch in two parallel loops); :func:`layer` runs one layer's
+operation as a loop of its own (the tests and ``bench/linalg_bench.py``
+use it). A layer's operation is a FIXED grid of row blocks, and
 each task makes one single-threaded BLAS ``gemm`` call on its block
 (:func:`_mm`: NumPy's own OpenBLAS where NumPy ships one, else scipy's
 through Numba's ``numba_xxgemm`` helper; :mod:`fastmlp._blas` says why),
@@ -44,9 +48,10 @@ second of compilation of its own (Numba builds, optimises and links a
 separate function for its body), and the separate optimizer kernels of
 before added two passes over the whole buffer and two forks and joins per
 batch. With the three matrix kernels and the two optimizer kernels merged
-into :func:`layer`, a first dense adam fit (digits, 2 epochs) from an
-empty cache took 11.5-12.3 s against 13.7-15.3 s (interleaved runs,
-2-core machine of bench/README.md).
+into one (then :func:`layer`, now the task function that
+:func:`fastmlp._kernels.network` shares), a first dense adam fit (digits,
+2 epochs) from an empty cache took 11.5-12.3 s against 13.7-15.3 s
+(interleaved runs, 2-core machine of bench/README.md).
 
 The loop body is its own compiled function, :func:`_layer_task`, so the
 ``prange`` body is a single call. Numba compiles a ``prange`` body again as
@@ -312,7 +317,9 @@ GRADIENT = 2
 @jit()
 def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, D, Out,
                 act, solver, nesterov, hyper, sw_sum):
-    """Task ``t`` of :func:`layer`'s loop, compiled on its own (see there)."""
+    """Task ``t`` of ``n_t`` of one layer's operation ``op`` (see :func:`layer`),
+    compiled on its own: the loops of :func:`layer` and
+    :func:`fastmlp._kernels.network` call it."""
     n = X.shape[0]
     r0, r1 = _task_rows(t, n_t, rows)
     if op == FORWARD:
@@ -348,7 +355,11 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
 def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, nesterov,
           hyper, sw_sum):
     """One dense layer's forward pass, delta propagation, or gradient and
-    optimizer step, in place.
+    optimizer step, in place, as a parallel loop of its own.
+
+    Fits and predictions do this work through
+    :func:`fastmlp._kernels.network`, whose tasks are the same; this entry
+    point serves the tests and ``bench/linalg_bench.py``.
 
     The layer's weights ``W`` (k, m) and bias ``b`` (m,) are the blocks of
     the flat buffer ``theta`` at ``wo`` and ``bo``. ``op`` says what to do:

@@ -71,8 +71,8 @@ def test_warm_up_covers_every_configuration():
         assert result["ready"][f"fastmlp._engine.train_epoch_{variant}"] == 1
     assert result["ready"]["fastmlp._kernels.predict_serial"] == 1
     assert result["ready"]["fastmlp._kernels.predict_serial_blocks"] == 1
-    # large predictions run on the fit's layer kernels, called from Python
-    assert result["ready"]["fastmlp._linalg.layer"] == 1
+    # large predictions run on the fit's network kernel, called from Python
+    assert result["ready"]["fastmlp._kernels.network"] == 1
     assert result["ready"]["fastmlp._linalg.csr_linear_forward"] == 1
     assert result["after"] == result["ready"]
 

@@ -1,0 +1,206 @@
+"""The whole-network kernel of fastmlp._kernels against the layer kernel.
+
+:func:`fastmlp._kernels.network` runs a training batch in two parallel
+loops (ROWS: forward, output head and deltas, a row block per task through
+every layer; STEPS: every layer's gradient and optimizer step) where the
+layer-by-layer sequence took one loop per layer and operation. It claims
+the same bits as that sequence, on any thread count: these tests run both
+on networks whose layers split into different numbers of tasks (one task
+for fewer than 8 rows, four for 300 or 520), and check that arrays which do
+not fit the layout are refused before any task runs.
+"""
+
+import numpy as np
+import pytest
+
+from fastmlp import _engine, _kernels, _linalg
+from fastmlp._codes import (
+    ACTIVATIONS,
+    ADAM,
+    H_LOG_EPS,
+    H_LR_T,
+    HEAD_ACTIVATIONS,
+    HEADS,
+    NO_STEP,
+    SGD,
+)
+from fastmlp._layout import Layout
+from fastmlp._threads import threads
+
+DTYPES = [np.float64, np.float32]
+NETWORKS = [
+    # (units, rows): layers of 1, 2 and 4 tasks, batches of 1 to 4 row tasks
+    ([3, 5, 2], 7),
+    ([3, 4], 1),
+    ([70, 300, 520, 9], 130),
+    ([12, 33, 600, 17, 4], 300),
+    ([9, 6, 3], 520),
+]
+
+
+def _problem(units, n, dtype, activation, head, seed):
+    rng = np.random.RandomState(seed)
+    layout = Layout(units)
+    net = _engine.Network(layout, [ACTIVATIONS[activation]] * (len(units) - 2), HEADS[head],
+                          dtype)
+    X = rng.normal(size=(n, units[0])).astype(dtype)
+    if head == "softmax":
+        Y = np.eye(units[-1], dtype=dtype)[rng.randint(0, units[-1], n)]
+    else:
+        Y = rng.normal(size=(n, units[-1])).astype(dtype)
+    sw = rng.uniform(0.2, 2.0, size=n).astype(dtype)
+    theta = (rng.normal(size=layout.size) / 4).astype(dtype)
+    state1 = (rng.normal(size=layout.size) / 10).astype(dtype)
+    state2 = rng.uniform(0, 0.1, size=layout.size).astype(dtype)
+    hyper = _engine.make_hyper(dtype, learning_rate=0.01, momentum=0.9, beta_1=0.9,
+                               beta_2=0.999, epsilon=1e-8, alpha=0.3)
+    hyper[H_LR_T] = 0.004
+    return net, X, Y, sw, theta, state1, state2, hyper
+
+
+def _buffers(net, n):
+    a_off, size = net.work_offsets(n)
+    dt = net.dtype
+    return a_off, np.zeros(size, dt), np.zeros(size, dt), np.zeros(n, np.float64)
+
+
+def _block(buf, a_off, units, l, n):
+    return buf[a_off[l]:a_off[l] + n * units[l + 1]].reshape(n, units[l + 1])
+
+
+def _by_layers(net, X, Y, sw, theta, state1, state2, hyper, solver):
+    """The batch as one ``layer`` call per layer and operation, in order."""
+    L = net.layout
+    units = L.units
+    n_layers = len(units) - 1
+    n = X.shape[0]
+    a_off, acts, deltas, row_loss = _buffers(net, n)
+    grad = np.zeros_like(theta)
+    one = net.dtype.type(1)
+    A = X
+    for l in range(n_layers):
+        act = (int(net.acts_code[l]) if l < n_layers - 1
+               else HEAD_ACTIVATIONS[net.head])
+        Z = _block(acts, a_off, units, l, n)
+        _linalg.layer(_linalg.FORWARD, theta, theta, theta, theta, L.w_off[l], L.b_off[l],
+                      A, A, Z, act, NO_STEP, False, theta, one)
+        A = Z
+    out = A.copy()
+    _kernels.output_head(A, Y, sw, net.head, hyper[H_LOG_EPS],
+                         _block(deltas, a_off, units, n_layers - 1, n), row_loss)
+    sw_sum = sw.sum(dtype=sw.dtype)
+    for l in range(n_layers - 1, -1, -1):
+        D = _block(deltas, a_off, units, l, n)
+        Ain = X if l == 0 else _block(acts, a_off, units, l - 1, n)
+        if l > 0:
+            _linalg.layer(_linalg.BACKWARD, theta, grad, state1, state2, L.w_off[l],
+                          L.b_off[l], Ain, D, _block(deltas, a_off, units, l - 1, n),
+                          int(net.acts_code[l - 1]), solver, True, hyper, sw_sum)
+        _linalg.layer(_linalg.GRADIENT, theta, grad, state1, state2, L.w_off[l], L.b_off[l],
+                      Ain, D, D, 0, solver, True, hyper, sw_sum)
+    return out, row_loss, deltas, grad
+
+
+def _network(net, X, Y, sw, theta, state1, state2, hyper, solver):
+    """The batch as :func:`network`'s ROWS and STEPS phases."""
+    L = net.layout
+    n = X.shape[0]
+    a_off, acts, deltas, row_loss = _buffers(net, n)
+    grad = np.zeros_like(theta)
+    args = (L.units, L.w_off, L.b_off, net.acts_code, net.head, X, Y, sw, acts, deltas, a_off,
+            row_loss)
+    _kernels.network(_kernels.ROWS, 0, n, theta, grad, state1, state2, solver, True, hyper,
+                     net.dtype.type(1), *args)
+    out = _block(acts, a_off, L.units, len(L.units) - 2, n).copy()
+    _kernels.network(_kernels.STEPS, 0, n, theta, grad, state1, state2, solver, True, hyper,
+                     sw.sum(dtype=sw.dtype), *args)
+    return out, row_loss, deltas, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("units, n", NETWORKS)
+@pytest.mark.parametrize("solver", [ADAM, SGD, NO_STEP])
+def test_network_phases_equal_the_layer_sequence(dtype, units, n, solver):
+    activation, head = ("relu", "softmax") if solver != SGD else ("tanh", "identity")
+    seed = len(units) * 1000 + n + solver
+
+    def problem():
+        return _problem(units, n, dtype, activation, head, seed)
+
+    ref = problem()
+    with threads(1):  # also OpenBLAS's: a threaded BLAS call may sum apart
+        expected = _by_layers(*ref, solver)
+    for n_threads in (1, 2):
+        mine = problem()
+        with threads(n_threads):
+            got = _network(*mine, solver)
+        # outputs, row losses, deltas and gradient
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+        # theta and the optimizer state took the same step
+        for g, e in zip(mine[4:7], ref[4:7]):
+            np.testing.assert_array_equal(g, e)
+    if solver != NO_STEP:
+        assert not np.array_equal(ref[4], problem()[4])
+
+
+def test_network_predict_phase_writes_every_layer():
+    prob = _problem([70, 300, 520, 9], 130, np.float32, "relu", "softmax", seed=3)
+    net, X, Y, sw, theta = prob[:5]
+    with threads(1):
+        expected = _by_layers(*prob, NO_STEP)[0]
+    L = net.layout
+    a_off, acts, _, _ = _buffers(net, X.shape[0])
+    empty = np.zeros(0, net.dtype)
+    with threads(2):
+        _kernels.network(_kernels.PREDICT, 0, X.shape[0], theta, theta, theta, theta, NO_STEP,
+                         False, theta, net.dtype.type(1), L.units, L.w_off, L.b_off,
+                         net.acts_code, net.head, X, X, empty, acts, acts, a_off, np.zeros(0))
+    np.testing.assert_array_equal(_block(acts, a_off, L.units, 2, X.shape[0]), expected)
+
+
+def _call(phase, net, X, Y, sw, theta, state1, state2, hyper, *, n=None, a_off=None,
+          acts=None, row_loss=None, w_off=None, first=0):
+    L = net.layout
+    n = X.shape[0] if n is None else n
+    off, a, d, rl = _buffers(net, X.shape[0])
+    _kernels.network(phase, first, n, theta, np.zeros_like(theta), state1, state2, ADAM, True,
+                     hyper, net.dtype.type(3), L.units, L.w_off if w_off is None else w_off,
+                     L.b_off, net.acts_code, net.head, X, Y, sw, a if acts is None else acts,
+                     d, off if a_off is None else a_off, rl if row_loss is None else row_loss)
+
+
+@pytest.mark.parametrize("case", [
+    "rows beyond the buffers", "short acts", "offsets", "layer offsets", "targets",
+    "weights", "loss rows", "input width", "optimizer state", "first layer"])
+def test_network_refuses_arrays_that_do_not_fit(case):
+    prob = _problem([12, 33, 600, 17, 4], 20, np.float64, "relu", "softmax", seed=5)
+    net, X, Y, sw, theta, state1, state2, hyper = prob
+    before = theta.copy()
+    kw = {}
+    phase = _kernels.ROWS
+    if case == "rows beyond the buffers":
+        kw["n"] = 21
+    elif case == "short acts":
+        kw["acts"] = np.zeros(_buffers(net, 20)[1].size - 1)
+    elif case == "offsets":
+        kw["a_off"] = net.work_offsets(20)[0][:-1]
+    elif case == "layer offsets":
+        kw["w_off"] = net.layout.w_off + 1
+    elif case == "targets":
+        Y = Y[:, :-1].copy()
+    elif case == "weights":
+        sw = sw[:-1].copy()
+    elif case == "loss rows":
+        kw["row_loss"] = np.zeros(19)
+    elif case == "input width":
+        X = np.zeros((20, 11))
+    elif case == "optimizer state":
+        state2 = state2[:-1].copy()
+        phase = _kernels.STEPS
+    else:
+        kw["first"] = 2
+    with pytest.raises(ValueError, match="fastmlp: "):
+        _call(phase, net, X, Y, sw, theta, state1, state2, hyper, **kw)
+    np.testing.assert_array_equal(theta, before)
+
