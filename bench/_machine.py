@@ -2,6 +2,9 @@
 
 import os
 import platform
+import shutil
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -19,6 +22,74 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _cpuinfo_field(name):
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _cache_size(index):
+    try:
+        with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def cpu_details():
+    """What decides which machine code runs: CPU family and model, LLVM's
+    name for the host CPU (Numba compiles for it), AVX-512 (OpenBLAS picks
+    its kernels by it), and the L2 and L3 caches of CPU 0.
+
+    Two "AMD EPYC" machines can be a Zen 2 and a Zen 4, with different
+    BLAS kernels and twice the L2: compare runs only where this agrees.
+    """
+    from llvmlite import binding
+
+    flags = (_cpuinfo_field("flags") or "").split()
+    family, model = _cpuinfo_field("cpu family"), _cpuinfo_field("model")
+    return (f"family {family} model {model}, LLVM {binding.get_host_cpu_name()}, "
+            f"AVX-512 {'yes' if 'avx512f' in flags else 'no'}, "
+            f"L2 {_cache_size(2)}, L3 {_cache_size(3)}")
+
+
+_PROBE = None
+
+
+def core_round_trip_ns():
+    """Median round trip of a cache line between the first two usable CPUs,
+    in ns, by ``bench/_pingpong.c`` (built once with the system C compiler).
+
+    On a virtual machine the host places the virtual CPUs, and moves them:
+    measured on the Zen 4 machine of bench/README.md, 55-100 ns most of the
+    time and 650-750 ns for minutes at a time, during which two-thread fits
+    took 1.6-2.5x longer (the threads hand each other cache lines many
+    times per batch). The bench measures it before each section so a table
+    says which state it ran in. Returns None where there is no C compiler
+    or fewer than two CPUs.
+    """
+    global _PROBE
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if len(cpus) < 2 or cc is None:
+        return None
+    if _PROBE is None:
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pingpong.c")
+        exe = os.path.join(tempfile.mkdtemp(prefix="fastmlp-bench-"), "pingpong")
+        built = subprocess.run([cc, "-O2", "-pthread", src, "-o", exe], capture_output=True)
+        _PROBE = exe if built.returncode == 0 else ""
+    if not _PROBE:
+        return None
+    out = subprocess.run([_PROBE, str(cpus[0]), str(cpus[1])], capture_output=True,
+                         text=True, timeout=60)
+    return float(out.stdout) if out.returncode == 0 else None
 
 
 def usable_cores():
@@ -92,6 +163,7 @@ def machine_info():
 
     return [
         ("CPU", cpu_model()),
+        ("CPU details", cpu_details()),
         ("cores", f"{usable_cores()} usable ({os.cpu_count()} logical)"),
         ("Python", platform.python_version()),
         ("fastmlp", fastmlp.__version__),

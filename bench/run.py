@@ -29,7 +29,7 @@ from bench._libs import (
     sklearn_library,
     torch_library,
 )
-from bench._machine import GEMM_N, gemm_gflops, machine_info
+from bench._machine import GEMM_N, core_round_trip_ns, gemm_gflops, machine_info
 from bench._table import Table, fmt, joined
 from bench._workloads import (
     layer_units,
@@ -38,6 +38,11 @@ from bench._workloads import (
     train_flops_per_sample,
     w2_data,
 )
+
+def fmt_trip(ns):
+    """A core-to-core round trip for the host-state table."""
+    return "n/a (no C compiler)" if ns is None else f"{ns:.0f}"
+
 
 SECTIONS = ("W1", "W2", "W3", "W4", "scaling", "threads", "memory", "compile")
 DTYPES = ("float64", "float32")
@@ -446,8 +451,17 @@ class Bench:
             "memory": self.memory,
             "compile": self.compile,
         }
+        # The host may move the virtual CPUs apart while the bench runs
+        # (bench/_machine.py, core_round_trip_ns): say when it did.
+        trips = Table("Core-to-core round trip before each section (host state)",
+                      ["before", "ns"])
         for section in sections:
+            trips.add(section, fmt_trip(core_round_trip_ns()))
             actions[section]()
+        trips.add("end", fmt_trip(core_round_trip_ns()))
+        trips.note("Two-thread figures hold for a round trip under ~150 ns; above ~300 ns "
+                   "two-thread fits ran 1.6-2.5x slower on this machine (bench/README.md).")
+        self.emit(trips)
         self.summary()
 
 

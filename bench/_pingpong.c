@@ -1,0 +1,73 @@
+/* Round trip of one cache line between two CPUs, in nanoseconds.
+
+   Built and run by bench/_machine.py (core_round_trip_ns). Usage:
+   pingpong CPU_A CPU_B. Two threads, pinned, hand a counter back and forth
+   through one atomic; prints the median round trip of 9 runs. On a virtual
+   machine the host decides where the two virtual CPUs run, and this is
+   how far apart they are at the time: cache lines a parallel loop hands
+   between threads cost this much more or less. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define ROUNDS 20000
+static _Atomic long flag __attribute__((aligned(64)));
+static int cpu_b;
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *partner(void *arg)
+{
+    long base = *(long *)arg;
+    pin(cpu_b);
+    for (long i = 0; i < ROUNDS; i++) {
+        while (atomic_load(&flag) != base + 2 * i + 1)
+            ;
+        atomic_store(&flag, base + 2 * i + 2);
+    }
+    return NULL;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    pin(atoi(argv[1]));
+    cpu_b = atoi(argv[2]);
+    double ns[9];
+    for (int run = 0; run < 9; run++) {
+        long base = 2L * ROUNDS * run;
+        atomic_store(&flag, base);
+        pthread_t t;
+        pthread_create(&t, NULL, partner, &base);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long i = 0; i < ROUNDS; i++) {
+            atomic_store(&flag, base + 2 * i + 1);
+            while (atomic_load(&flag) != base + 2 * i + 2)
+                ;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        pthread_join(t, NULL);
+        ns[run] = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / ROUNDS;
+    }
+    qsort(ns, 9, sizeof ns[0], cmp);
+    printf("%.0f\n", ns[4]);
+    return 0;
+}
