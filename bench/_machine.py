@@ -68,9 +68,9 @@ def core_round_trip_ns():
     in ns, by ``bench/_pingpong.c`` (built once with the system C compiler).
 
     On a virtual machine the host places the virtual CPUs, and moves them:
-    measured on the Zen 4 machine of bench/README.md, 55-100 ns most of the
-    time and 650-750 ns for minutes at a time, during which two-thread fits
-    took 1.6-2.5x longer (the threads hand each other cache lines many
+    measured on the Zen 4 machine of bench/README.md, 50-90 ns most of the
+    time and 350-750 ns for minutes at a time, during which two-thread fits
+    took up to 1.8x longer (the threads hand each other cache lines many
     times per batch). The bench measures it before each section so a table
     says which state it ran in. Returns None where there is no C compiler
     or fewer than two CPUs.

@@ -459,8 +459,9 @@ class Bench:
             trips.add(section, fmt_trip(core_round_trip_ns()))
             actions[section]()
         trips.add("end", fmt_trip(core_round_trip_ns()))
-        trips.note("Two-thread figures hold for a round trip under ~150 ns; above ~300 ns "
-                   "two-thread fits ran 1.6-2.5x slower on this machine (bench/README.md).")
+        trips.note("On this project's machine the round trip is 50-90 ns most of the time "
+                   "and 350-750 ns when the host has moved the vCPUs apart, where two-thread "
+                   "fits ran up to 1.8x slower (bench/README.md, Host state).")
         self.emit(trips)
         self.summary()
 

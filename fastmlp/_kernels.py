@@ -189,7 +189,17 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
                   hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
                   deltas, a_off, row_loss):
     """Task ``i`` of :func:`network`'s loop, compiled on its own (as
-    :func:`fastmlp._linalg._layer_task` is, and for the same reason)."""
+    :func:`fastmlp._linalg._layer_task` is, and for the same reason).
+
+    Its work is a list of layer operations made by ONE call site of
+    :func:`fastmlp._linalg._layer_task`: Numba links a callee's code into
+    each caller's module, where LLVM optimises it and may inline it again,
+    so each call site costs compilation. A first dense adam fit on digits
+    from an empty cache compiled in 8.0 s with one call site, 8.4 s with
+    three (one per operation), 6.2 s in the layer-by-layer code this
+    replaced, whose :func:`fastmlp._linalg.layer` loop called the task
+    directly (measured with Numba's compile events, one process each).
+    """
     L = w_off.shape[0]
     if phase == STEPS:
         # Item i is task t of layer l's gradient; the first half of the
@@ -203,7 +213,7 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
         j = i - h if second else i
         lay = first
         t = j
-        nt = 1
+        nt = np.int64(1)
         for l in range(first, L):
             nt = _n_tasks(units[l], np.int64(BR))
             cnt = nt - nt // 2 if second else nt // 2
@@ -212,38 +222,47 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
                 t = j + nt // 2 if second else j
                 break
             j -= cnt
-        k = units[lay]
-        m = units[lay + 1]
-        D = block_view(deltas, a_off, lay, n, m)
-        A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, k)
-        _layer_task(np.int64(GRADIENT), t, nt, k, theta, grad, state1, state2, w_off[lay],
-                    b_off[lay], k, m, A, D, D, np.int64(IDENTITY), solver, nesterov, hyper,
-                    sw_sum)
-        return
-    for l in range(first, L):
-        k = units[l]
-        m = units[l + 1]
-        Z = block_view(acts, a_off, l, n, m)
-        A = X if l == 0 else block_view(acts, a_off, l - 1, n, k)
-        act = acts_code[l] if l < L - 1 else HEAD_ACTIVATIONS[head]
-        _layer_task(np.int64(FORWARD), i, n_t, n, theta, grad, state1, state2, w_off[l],
-                    b_off[l], k, m, A, A, Z, act, solver, nesterov, hyper, sw_sum)
-    if phase == ROWS:
-        r0, r1 = _task_rows(i, n_t, n)
-        m = units[L]
-        Z = block_view(acts, a_off, L - 1, n, m)
-        D = block_view(deltas, a_off, L - 1, n, m)
-        output_head(Z[r0:r1], Y[r0:r1], sw[r0:r1], head, hyper[H_LOG_EPS], D[r0:r1],
-                    row_loss[r0:r1])
-        for l in range(L - 1, 0, -1):
-            k = units[l]
-            m = units[l + 1]
-            A = block_view(acts, a_off, l - 1, n, k)
-            D = block_view(deltas, a_off, l, n, m)
-            Dprev = block_view(deltas, a_off, l - 1, n, k)
-            _layer_task(np.int64(BACKWARD), i, n_t, n, theta, grad, state1, state2,
-                        w_off[l], b_off[l], k, m, A, D, Dprev, acts_code[l - 1], solver,
-                        nesterov, hyper, sw_sum)
+        n_ops = 1
+    else:
+        lay = first
+        t = i
+        nt = n_t
+        # forward through layers first..L-1; in ROWS, then the output head
+        # and the deltas from layer L-1 down to layer 1
+        n_fwd = L - first
+        n_ops = n_fwd + L if phase == ROWS else n_fwd
+    for j in range(n_ops):
+        if phase == STEPS:
+            op = np.int64(GRADIENT)
+            rows = units[lay]
+            Out = block_view(deltas, a_off, lay, n, units[lay + 1])
+            D = Out
+            act = np.int64(IDENTITY)
+        elif j < n_fwd:
+            lay = first + j
+            op = np.int64(FORWARD)
+            rows = n
+            Out = block_view(acts, a_off, lay, n, units[lay + 1])
+            D = Out
+            act = acts_code[lay] if lay < L - 1 else HEAD_ACTIVATIONS[head]
+        elif j == n_fwd:
+            r0, r1 = _task_rows(i, n_t, n)
+            m = units[L]
+            Z = block_view(acts, a_off, L - 1, n, m)
+            Dout = block_view(deltas, a_off, L - 1, n, m)
+            output_head(Z[r0:r1], Y[r0:r1], sw[r0:r1], head, hyper[H_LOG_EPS], Dout[r0:r1],
+                        row_loss[r0:r1])
+            continue
+        else:
+            lay = L - 1 - (j - n_fwd - 1)
+            op = np.int64(BACKWARD)
+            rows = n
+            D = block_view(deltas, a_off, lay, n, units[lay + 1])
+            Out = block_view(deltas, a_off, lay - 1, n, units[lay])
+            act = acts_code[lay - 1]
+        A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
+        _layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay], b_off[lay],
+                    units[lay], units[lay + 1], A, D, Out, act, solver, nesterov, hyper, sw_sum)
 
 
 @jit(parallel=True)
@@ -284,7 +303,8 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     new code in interleaved processes: W1 (digits, 5 regions per batch to
     2) 0.257 s against 0.293 s; W2 float32 (8 to 2) 0.708 s against
     0.733 s. One loop for all three phases: each ``prange`` costs ~1 s of
-    compilation.
+    compilation. The first fit from an empty cache compiles ~2 s longer
+    than with the layer kernel (see :func:`_network_task`).
     """
     L = w_off.shape[0]
     P = theta.shape[0]
