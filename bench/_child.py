@@ -183,7 +183,7 @@ def compile_(args):
 
     one_row = np.ascontiguousarray(split.X_test[:1])
     first_fit, model = fit()
-    # the test set takes the parallel layer kernels, one row the serial one
+    # the test set takes the parallel network kernel, one row the serial one
     first_predict = predict(model)
     first_predict_1 = predict(model, one_row)
     steady_fit = statistics.median(fit()[0] for _ in range(3))

@@ -1,5 +1,6 @@
 """Machine description and the GEMM ceiling every GFLOP/s is compared with."""
 
+import atexit
 import os
 import platform
 import shutil
@@ -65,31 +66,41 @@ _PROBE = None
 
 def core_round_trip_ns():
     """Median round trip of a cache line between the first two usable CPUs,
-    in ns, by ``bench/_pingpong.c`` (built once with the system C compiler).
+    in ns, by ``bench/_pingpong.c`` (built once with the system C compiler,
+    in a temporary directory removed at exit).
 
     On a virtual machine the host places the virtual CPUs, and moves them:
     measured on the Zen 4 machine of bench/README.md, 50-90 ns most of the
     time and 350-750 ns for minutes at a time, during which two-thread fits
     took up to 1.8x longer (the threads hand each other cache lines many
     times per batch). The bench measures it before each section so a table
-    says which state it ran in. Returns None where there is no C compiler
-    or fewer than two CPUs.
+    says which state it ran in. Returns None where there are fewer than two
+    CPUs, no C compiler, or the probe fails to build or run (the bench
+    goes on without it).
     """
     global _PROBE
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     cc = shutil.which("cc") or shutil.which("gcc")
     if len(cpus) < 2 or cc is None:
         return None
-    if _PROBE is None:
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pingpong.c")
-        exe = os.path.join(tempfile.mkdtemp(prefix="fastmlp-bench-"), "pingpong")
-        built = subprocess.run([cc, "-O2", "-pthread", src, "-o", exe], capture_output=True)
-        _PROBE = exe if built.returncode == 0 else ""
-    if not _PROBE:
+    try:
+        if _PROBE is None:
+            _PROBE = ""
+            src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pingpong.c")
+            tmp = tempfile.mkdtemp(prefix="fastmlp-bench-")
+            atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+            exe = os.path.join(tmp, "pingpong")
+            built = subprocess.run([cc, "-O2", "-pthread", src, "-o", exe],
+                                   capture_output=True, timeout=120)
+            if built.returncode == 0:
+                _PROBE = exe
+        if not _PROBE:
+            return None
+        out = subprocess.run([_PROBE, str(cpus[0]), str(cpus[1])], capture_output=True,
+                             text=True, timeout=60)
+        return float(out.stdout) if out.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
-    out = subprocess.run([_PROBE, str(cpus[0]), str(cpus[1])], capture_output=True,
-                         text=True, timeout=60)
-    return float(out.stdout) if out.returncode == 0 else None
 
 
 def usable_cores():

@@ -56,10 +56,14 @@ int main(int argc, char **argv)
 {
     if (argc != 3)
         return 2;
-    pin(atoi(argv[1]));
+    int cpu_a = atoi(argv[1]);
     cpu_b = atoi(argv[2]);
+    if (cpu_a == cpu_b)
+        return 2; /* spinning threads on one CPU would take minutes */
+    pin(cpu_a);
     pthread_t t;
-    pthread_create(&t, NULL, partner, NULL);
+    if (pthread_create(&t, NULL, partner, NULL) != 0)
+        return 1;
     /* the partner's start and its move to its CPU are not timed */
     exchange(0);
     double ns[9];

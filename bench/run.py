@@ -39,9 +39,10 @@ from bench._workloads import (
     w2_data,
 )
 
+
 def fmt_trip(ns):
     """A core-to-core round trip for the host-state table."""
-    return "n/a (no C compiler)" if ns is None else f"{ns:.0f}"
+    return "n/a (no C compiler, or the probe failed)" if ns is None else f"{ns:.0f}"
 
 
 SECTIONS = ("W1", "W2", "W3", "W4", "scaling", "threads", "memory", "compile")
@@ -408,7 +409,7 @@ class Bench:
                 shutil.rmtree(cache, ignore_errors=True)
         table.note(f"fit: W1 (digits, (100,), adam, batch 200) for {net.epochs} epochs; "
                    "steady = median of the next 3 fits (5 predicts) in the same process; "
-                   "first predict: the test set (360 rows, the parallel layer kernels the fit "
+                   "first predict: the test set (360 rows, the parallel network kernel the fit "
                    "compiled), then one row (the serial kernel)")
         self.emit(table)
 

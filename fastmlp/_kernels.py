@@ -40,6 +40,7 @@ from ._linalg import (
     FORWARD,
     GRADIENT,
     _check,
+    _check_flat,
     _check_step_buffers,
     _layer_task,
     _n_tasks,
@@ -295,7 +296,9 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     and the deltas only combine a row with itself, so a task carries its
     rows through all of them without waiting for the others (ROWS); the
     gradients split the rows of each ``W`` (STEPS). Two regions per
-    training batch instead of two per layer and one more per hidden layer:
+    training batch (four with a sparse input, whose first layer has
+    kernels of its own) instead of two per layer and one more per hidden
+    layer:
     Numba's TBB layer builds a task arena for every parallel loop, and each
     loop cost two threads ~7 us beyond its work (a 256 x 256 float32 layer
     at 2 threads: 141 us against ~134 us of one-thread BLAS and ReLU).
@@ -312,6 +315,9 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     fits = (L >= 1 and units.shape[0] == L + 1 and b_off.shape[0] == L
             and a_off.shape[0] >= L and acts_code.shape[0] >= L - 1 and n >= 0
             and (first == 0 or first == 1))
+    # Each layer's parameters and work blocks must fit their buffers and
+    # follow the previous layer's without overlap: tasks write them in
+    # parallel, BLAS through raw pointers.
     for l in range(L if fits else 0):
         k = units[l]
         m = units[l + 1]
@@ -319,11 +325,19 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         fits = (fits and k > 0 and m > 0 and w_off[l] >= 0 and b_off[l] == w_off[l] + k * m
                 and b_off[l] + m <= P and a_off[l] >= 0 and end <= acts.shape[0]
                 and (not train or end <= deltas.shape[0]))
+        if l > 0:
+            fits = (fits and w_off[l] >= b_off[l - 1] + k
+                    and a_off[l] >= a_off[l - 1] + n * k)
     if fits and train:
         fits = (Y.shape[0] >= n and Y.shape[1] == units[L] and sw.shape[0] >= n
                 and row_loss.shape[0] >= n and hyper.shape[0] >= N_HYPER)
+        a0 = acts.ctypes.data
+        d0 = deltas.ctypes.data
+        fits = fits and (a0 + acts.size * acts.itemsize <= d0
+                         or d0 + deltas.size * deltas.itemsize <= a0)
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
+    _check_flat(theta, grad)
     if first == 0:
         _check(X, n, units[0])
     n_t = _n_tasks(n, np.int64(BR))

@@ -42,9 +42,10 @@ PARALLEL_MIN_WORK = 1 << 20
 # calling thread, in the serial kernels (four rows per pass over the
 # weights), up to SERIAL_PREDICT_MAX_WORK multiply-adds (rows x weights);
 # so does any prediction of at most SERIAL_PREDICT_ROW_CAP rows below
-# PARALLEL_MIN_WORK. The parallel path costs ~100-150 us more per call on
-# W2's network (a Python call per layer, a fork and join, BLAS packing the
-# whole weight matrix for a few rows): 12 rows of W2's network took 164 us
+# PARALLEL_MIN_WORK. The parallel path cost ~100-150 us more per call on
+# W2's network when it was measured (a Python call per layer, since
+# replaced by one per chunk; a fork and join; BLAS packing the whole
+# weight matrix for a few rows): 12 rows of W2's network took 164 us
 # (float64) / 172 us (float32) in parallel, ~78 / ~47 us serially. The row
 # caps: on narrow layers (a few to a few dozen units) the serial kernels
 # vectorise poorly, and many rows run faster through BLAS, even on one

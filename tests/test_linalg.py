@@ -242,6 +242,18 @@ def test_strided_arrays_are_refused():
                 assert "C-contiguous" in str(e), e
             else:
                 raise SystemExit("not refused")
+        # theta and grad: BLAS takes a pointer at an offset into them
+        Z = np.zeros((12, 5))
+        wide = np.ones(2 * theta.size)
+        for th, gr in ((wide[::2], wide[::2]), (wide[::-1][:theta.size], theta),
+                       (theta, wide[::2])):
+            try:
+                _linalg.layer(_linalg.GRADIENT, th, gr, th, th, 0, 35, A, Z, Z, 0, -1, False,
+                              np.zeros(10), 1.0)
+            except ValueError as e:
+                assert "contiguous" in str(e), e
+            else:
+                raise SystemExit("strided parameters not refused")
         print("ok")
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -160,19 +160,27 @@ def test_network_predict_phase_writes_every_layer():
 
 
 def _call(phase, net, X, Y, sw, theta, state1, state2, hyper, *, n=None, a_off=None,
-          acts=None, row_loss=None, w_off=None, first=0):
+          acts=None, deltas=None, row_loss=None, w_off=None, b_off=None, first=0):
     L = net.layout
     n = X.shape[0] if n is None else n
     off, a, d, rl = _buffers(net, X.shape[0])
     _kernels.network(phase, first, n, theta, np.zeros_like(theta), state1, state2, ADAM, True,
                      hyper, net.dtype.type(3), L.units, L.w_off if w_off is None else w_off,
-                     L.b_off, net.acts_code, net.head, X, Y, sw, a if acts is None else acts,
-                     d, off if a_off is None else a_off, rl if row_loss is None else row_loss)
+                     L.b_off if b_off is None else b_off, net.acts_code, net.head, X, Y, sw,
+                     a if acts is None else acts, d if deltas is None else deltas,
+                     off if a_off is None else a_off, rl if row_loss is None else row_loss)
+
+
+def _read_only(a):
+    a = np.array(a, dtype=np.int64)
+    a.flags.writeable = False  # as the engine passes a_off
+    return a
 
 
 @pytest.mark.parametrize("case", [
     "rows beyond the buffers", "short acts", "offsets", "layer offsets", "targets",
-    "weights", "loss rows", "input width", "optimizer state", "first layer"])
+    "weights", "loss rows", "input width", "optimizer state", "first layer",
+    "overlapping work blocks", "acts are deltas", "overlapping layers"])
 def test_network_refuses_arrays_that_do_not_fit(case):
     prob = _problem([12, 33, 600, 17, 4], 20, np.float64, "relu", "softmax", seed=5)
     net, X, Y, sw, theta, state1, state2, hyper = prob
@@ -198,8 +206,21 @@ def test_network_refuses_arrays_that_do_not_fit(case):
     elif case == "optimizer state":
         state2 = state2[:-1].copy()
         phase = _kernels.STEPS
-    else:
+    elif case == "first layer":
         kw["first"] = 2
+    elif case == "overlapping work blocks":
+        # every block fits the buffer, but the layers' blocks coincide
+        kw["a_off"] = _read_only(np.zeros(4))
+    elif case == "acts are deltas":
+        kw["deltas"] = kw["acts"] = _buffers(net, 20)[1]
+    else:
+        # layer 1's weights on top of layer 0's
+        units = net.layout.units
+        w_off = net.layout.w_off.copy()
+        w_off[1] = 0
+        b_off = net.layout.b_off.copy()
+        b_off[1] = units[1] * units[2]
+        kw["w_off"], kw["b_off"] = w_off, b_off
     with pytest.raises(ValueError, match="fastmlp: "):
         _call(phase, net, X, Y, sw, theta, state1, state2, hyper, **kw)
     np.testing.assert_array_equal(theta, before)
