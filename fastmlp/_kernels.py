@@ -298,9 +298,8 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     gradients split the rows of each ``W`` (STEPS). Two regions per
     training batch (four with a sparse input, whose first layer has
     kernels of its own) instead of two per layer and one more per hidden
-    layer:
-    Numba's TBB layer builds a task arena for every parallel loop, and each
-    loop cost two threads ~7 us beyond its work (a 256 x 256 float32 layer
+    layer: Numba's TBB layer builds a task arena for every parallel loop,
+    and each loop cost two threads ~7 us beyond its work (a 256 x 256 float32 layer
     at 2 threads: 141 us against ~134 us of one-thread BLAS and ReLU).
     Measured at 2 threads on the Zen 4 machine of bench/README.md, old and
     new code in interleaved processes: W1 (digits, 5 regions per batch to
