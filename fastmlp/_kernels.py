@@ -131,8 +131,9 @@ def output_head(Z, Y, sw, head, log_eps, D, row_loss):
 def gather_rows(X, idx, start, n, out):
     """Copy rows ``X[idx[start:start + n]]`` into ``out[:n]``.
 
-    The epoch kernels gather a batch's targets with it; each task of
-    :func:`network`'s forward pass, its own rows of a dense batch's inputs.
+    Serial: one batch (e.g. 256 x 200) copies in tens of microseconds, and
+    two threads were measured to gain only 1.3x on it, about what the fork
+    and join cost; a ``prange`` here cost ~1 s of compilation per dtype.
     """
     k = X.shape[1]
     for r in range(n):
@@ -187,7 +188,7 @@ STEPS = 2  # every layer's weight gradient and optimizer step
 @jit()
 def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
-                  deltas, a_off, row_loss, Xs, bidx):
+                  deltas, a_off, row_loss):
     """Task ``i`` of :func:`network`'s loop, compiled on its own (as
     :func:`fastmlp._linalg._layer_task` is, and for the same reason).
 
@@ -231,11 +232,6 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
         # and the deltas from layer L-1 down to layer 1
         n_fwd = L - first
         n_ops = n_fwd + L if phase == ROWS else n_fwd
-        if phase == ROWS and bidx.shape[0] > 0:
-            # the task's own rows of the batch, gathered by the thread that
-            # uses them (see network)
-            r0, r1 = _task_rows(i, n_t, n)
-            gather_rows(Xs, bidx, r0, r1 - r0, X[r0:r1])
     for j in range(n_ops):
         if phase == STEPS:
             op = np.int64(GRADIENT)
@@ -270,26 +266,9 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
                     units[lay], units[lay + 1], A, D, Out, act, solver, nesterov, hyper, sw_sum)
 
 
-@jit()
-def _check_gather(X, Xs, bidx, n):
-    """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
-    the rows exist, the widths agree, and no task reads a source row that
-    another writes."""
-    x0 = X.ctypes.data
-    s0 = Xs.ctypes.data
-    fits = (bidx.shape[0] >= n and Xs.shape[1] == X.shape[1]
-            and (x0 + X.size * X.itemsize <= s0 or s0 + Xs.size * Xs.itemsize <= x0))
-    top = Xs.shape[0]
-    for r in range(n if fits else 0):
-        fits = fits and 0 <= bidx[r] < top
-    if not fits:
-        raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
-
-
 @jit(parallel=True)
 def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hyper, sw_sum,
-            units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss,
-            Xs, bidx):
+            units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss):
     """One phase of a batch of ``n`` rows through layers ``first..`` of the
     network, in ONE parallel loop.
 
@@ -305,10 +284,6 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     first : 0, or 1 when a sparse input's first layer is done apart
         (:func:`fastmlp._linalg.csr_linear_forward`,
         :func:`fastmlp._linalg.csc_linear_grad`); ``X`` is then not read.
-
-    Xs, bidx : where ``bidx`` is not empty (a dense input only), ROWS
-        first gathers the batch's input, each task its own rows: row ``r``
-        of ``X`` is row ``bidx[r]`` of ``Xs``. Not read where it is empty.
 
     The other arguments are :func:`loss_grad`'s; ``sw_sum`` is used by
     STEPS only, ``Y``, ``sw``, ``row_loss``, ``deltas`` and ``hyper`` by
@@ -332,15 +307,6 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     0.733 s. One loop for all three phases: each ``prange`` costs ~1 s of
     compilation. The first fit from an empty cache compiles ~2 s longer
     than with the layer kernel (see :func:`_network_task`).
-
-    A shuffled dense batch's input rows are gathered in ROWS, each task
-    its own (``Xs``, ``bidx``): done serially before the loop, the gather
-    kept the other thread waiting and wrote rows that thread then read from
-    this one's cache. Interleaved processes, two threads, near host state,
-    bit for bit the same results: W1 0.195-0.200 s against 0.203-0.208 s,
-    W2 float64 1.275-1.286 s against 1.293-1.301 s, W2 float32 about the
-    same (0.697 against 0.701 s). It costs ~0.5 s more compilation from an
-    empty cache (a first digits fit: 9.0-9.1 s against 8.5-8.6 s).
     """
     L = w_off.shape[0]
     P = theta.shape[0]
@@ -368,14 +334,11 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         d0 = deltas.ctypes.data
         fits = fits and (a0 + acts.size * acts.itemsize <= d0
                          or d0 + deltas.size * deltas.itemsize <= a0)
-        fits = fits and (first == 0 or bidx.shape[0] == 0)
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
     _check_flat(theta, grad)
     if first == 0:
         _check(X, n, units[0])
-        if phase == ROWS and bidx.shape[0] > 0:
-            _check_gather(X, Xs, bidx, n)
     n_t = _n_tasks(n, np.int64(BR))
     count = n_t
     if phase == STEPS:
@@ -386,7 +349,7 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     for i in prange(count):
         _network_task(phase, np.int64(i), n_t, first, n, theta, grad, state1, state2, solver,
                       nesterov, hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw,
-                      acts, deltas, a_off, row_loss, Xs, bidx)
+                      acts, deltas, a_off, row_loss)
 
 
 @jit(reassoc=True)
@@ -419,7 +382,7 @@ def l2_sum(theta, units, w_off):
 @jit(inline="always")
 def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off, b_off,
               acts_code, head, is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n, acts, deltas,
-              a_off, row_loss, Xs, bidx):
+              a_off, row_loss):
     """Loss of ``n`` rows and its gradient; then, unless ``solver`` is
     ``NO_STEP``, one optimizer step.
 
@@ -433,9 +396,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     :func:`fastmlp._optim.optimizer_step`. The input is ``X`` (n, k) when
     dense, else CSR ``(xd, xi, xp)`` for the first layer's forward pass and
     the same matrix in CSC form ``(cd, cr, cp)`` for its weight gradient,
-    both done apart from :func:`network` (``first=1``). Where ``bidx``
-    is not empty (dense input only), the forward pass first gathers the
-    batch's rows ``Xs[bidx]`` into ``X`` (see :func:`network`).
+    both done apart from :func:`network` (``first=1``).
     """
     L = w_off.shape[0]
     alpha = hyper[H_ALPHA]
@@ -448,8 +409,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
                            intercept_view(theta, units, b_off, 0),
                            block_view(acts, a_off, np.int64(0), n, units[1]), act)
     network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
-            one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss,
-            Xs, bidx)
+            one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss)
 
     # ``sw[:n].sum()`` adds in the same order and dtype, but compiles four
     # more functions (~0.3 s of a first fit).
@@ -463,7 +423,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
 
     network(np.int64(STEPS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
             sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off,
-            row_loss, Xs, bidx)
+            row_loss)
     if is_sparse:
         D0 = block_view(deltas, a_off, np.int64(0), n, units[1])
         csc_linear_grad(cd, cr, cp, D0, theta, grad, state1, state2, w_off[0], b_off[0],
