@@ -15,17 +15,11 @@ GEMM_N = 2048
 
 def cpu_model():
     """The CPU's model name (``/proc/cpuinfo`` on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def _cpuinfo_field(name):
+    """Field ``name`` of the first CPU in ``/proc/cpuinfo``, or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
