@@ -12,17 +12,26 @@ Compilation. A first fit from an empty cache is dominated by compiling,
 and what costs is LLVM re-optimising and re-generating machine code: Numba
 links a callee's whole module into each compiled caller and optimises and
 generates code for the result again, so a kernel called through three
-levels of compiled functions is compiled four times over. Two measures keep
-the first dense adam fit smaller (on the 2-core machine of bench/README.md,
-old and new code side by side: 31-35 s against 36-41 s):
+levels of compiled functions is compiled four times over. Three measures
+keep the first dense adam fit smaller:
 
+* the kernels a batch runs through call each other by symbol
+  (:func:`._jit.call_by_symbol`): the epoch kernel calls
+  :func:`._kernels.network`, whose parallel loop calls its task function,
+  which calls :func:`._linalg._layer_task`, each one compiled once in a
+  module of its own. Linked, the task's code was optimised and turned into
+  machine code seven times (its own module, the ``prange`` body's and its
+  two wrappers', the network's, the epoch's): a first fit on digits from an
+  empty cache took 8.6-8.7 s, by symbol 5.8-6.2 s (Zen 4 machine of
+  bench/README.md), and LLVM's part of it fell from 5.0 to 2.5 s;
 * the sequencing kernel (:func:`._kernels.loss_grad`) is inlined into
   the epoch kernels at Numba IR level, so it is not a separate level;
 * the epoch kernels come in a dense and a sparse variant, each a closure
   over a constant flag: Numba prunes the branches of the other input kind,
   so a dense fit never compiles the CSR/CSC kernels (a test asserts it on
   an empty cache). Each variant is its own kernel with one signature per
-  dtype.
+  dtype. (These two, measured on an older machine before the first:
+  31-35 s against 36-41 s.)
 
 Prediction (:func:`predict_output`) is driven from Python, one call per
 chunk of rows, on the network kernel the epochs already compiled, so that

@@ -33,7 +33,7 @@ from ._codes import (
     N_HYPER,
     RELU,
 )
-from ._jit import jit
+from ._jit import call_by_symbol, jit
 from ._linalg import (
     BACKWARD,
     BR,
@@ -180,6 +180,8 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
 
 
 # Phases of :func:`network`.
+_call_layer_task = call_by_symbol(_layer_task)
+
 PREDICT = 0  # the forward pass
 ROWS = 1  # the forward pass, the output head's loss and deltas, the deltas of every layer
 STEPS = 2  # every layer's weight gradient and optimizer step
@@ -189,17 +191,17 @@ STEPS = 2  # every layer's weight gradient and optimizer step
 def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
                   deltas, a_off, row_loss):
-    """Task ``i`` of :func:`network`'s loop, compiled on its own (as
-    :func:`fastmlp._linalg._layer_task` is, and for the same reason).
+    """Task ``i`` of :func:`network`'s loop, compiled on its own and
+    called by symbol (:func:`fastmlp._jit.call_by_symbol`), as it calls
+    :func:`fastmlp._linalg._layer_task`: each is compiled once, in a module
+    of its own, instead of again in every module that calls it (the loop's
+    body and its two wrappers, :func:`network`, the epoch kernels).
 
-    Its work is a list of layer operations made by ONE call site of
-    :func:`fastmlp._linalg._layer_task`: Numba links a callee's code into
-    each caller's module, where LLVM optimises it and may inline it again,
-    so each call site costs compilation. A first dense adam fit on digits
-    from an empty cache compiled in 8.0 s with one call site, 8.4 s with
-    three (one per operation), 6.2 s in the layer-by-layer code this
-    replaced, whose :func:`fastmlp._linalg.layer` loop called the task
-    directly (measured with Numba's compile events, one process each).
+    Its work is a list of layer operations made by one call site of the
+    layer task. Before the calls by symbol, when each call site linked the
+    task's code into the caller, a first dense adam fit on digits from an
+    empty cache compiled in 8.0 s with one call site and 8.4 s with three
+    (one per operation).
     """
     L = w_off.shape[0]
     if phase == STEPS:
@@ -262,8 +264,11 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
             Out = block_view(deltas, a_off, lay - 1, n, units[lay])
             act = acts_code[lay - 1]
         A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
-        _layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay], b_off[lay],
+        _call_layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay], b_off[lay],
                     units[lay], units[lay + 1], A, D, Out, act, solver, nesterov, hyper, sw_sum)
+
+
+_call_network_task = call_by_symbol(_network_task)
 
 
 @jit(parallel=True)
@@ -304,9 +309,9 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     Measured at 2 threads on the Zen 4 machine of bench/README.md, old and
     new code in interleaved processes: W1 (digits, 5 regions per batch to
     2) 0.257 s against 0.293 s; W2 float32 (8 to 2) 0.708 s against
-    0.733 s. One loop for all three phases: each ``prange`` costs ~1 s of
-    compilation. The first fit from an empty cache compiles ~2 s longer
-    than with the layer kernel (see :func:`_network_task`).
+    0.733 s. One loop for all three phases: each ``prange`` is compiled
+    into a function and two wrappers of its own (~1 s of compilation when
+    its body's callees were linked into each; see :func:`_network_task`).
     """
     L = w_off.shape[0]
     P = theta.shape[0]
@@ -347,9 +352,12 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         for l in range(first, L):
             count += _n_tasks(units[l], np.int64(BR))
     for i in prange(count):
-        _network_task(phase, np.int64(i), n_t, first, n, theta, grad, state1, state2, solver,
+        _call_network_task(phase, np.int64(i), n_t, first, n, theta, grad, state1, state2, solver,
                       nesterov, hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw,
                       acts, deltas, a_off, row_loss)
+
+
+_call_network = call_by_symbol(network)
 
 
 @jit(reassoc=True)
@@ -408,7 +416,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
         csr_linear_forward(xd, xi, xp, coef_view(theta, units, w_off, 0),
                            intercept_view(theta, units, b_off, 0),
                            block_view(acts, a_off, np.int64(0), n, units[1]), act)
-    network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
+    _call_network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
             one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss)
 
     # ``sw[:n].sum()`` adds in the same order and dtype, but compiles four
@@ -421,7 +429,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     # before the steps change the weights
     loss = total / sw_sum + 0.5 * alpha * l2_sum(theta, units, w_off) / sw_sum
 
-    network(np.int64(STEPS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
+    _call_network(np.int64(STEPS), first, n, theta, grad, state1, state2, solver, nesterov, hyper,
             sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off,
             row_loss)
     if is_sparse:

@@ -54,11 +54,14 @@ into one (then :func:`layer`, now the task function that
 (interleaved runs, 2-core machine of bench/README.md).
 
 The loop body is its own compiled function, :func:`_layer_task`, so the
-``prange`` body is a single call. Numba compiles a ``prange`` body again as
-a separate function (type inference included) and links it into three
+``prange`` body is a single call, and a call by symbol
+(:func:`fastmlp._jit.call_by_symbol`; :func:`fastmlp._kernels.network`'s
+tasks call it the same way). Numba compiles a ``prange`` body again as a
+separate function (type inference included) and links it into three
 wrapper modules (the gufunc, its wrapper and the parallel launcher), each
-optimised and turned into machine code once more; a one-call body keeps
-that work small. The helpers with one call site per kernel
+optimised and turned into machine code once more, with the code of every
+function it calls; a one-call body whose callee is not linked keeps that
+work small. The helpers with one call site per kernel
 (:func:`_task_rows`, :func:`_activate_rows`, :func:`_derivative_rows` and
 :func:`_bias_grad` in the task, :func:`_n_tasks` in :func:`layer`,
 :func:`_bias_grad` again in :func:`csc_linear_grad`; :func:`_n_tasks` and
@@ -98,7 +101,7 @@ from numba.extending import intrinsic
 from . import _blas
 from ._activations import activate, derivative, relu_derivative_row, relu_row
 from ._codes import ADAM, H_ALPHA, N_HYPER, RELU, SGD
-from ._jit import jit
+from ._jit import call_by_symbol, jit
 from ._optim import optimizer_step
 
 BR = 128  # target rows per task (rows of W for the gradient)
@@ -363,6 +366,9 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
         optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper)
 
 
+_call_layer_task = call_by_symbol(_layer_task)
+
+
 @jit(parallel=True)
 def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, nesterov,
           hyper, sw_sum):
@@ -419,7 +425,7 @@ def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, neste
     rows = k if op == GRADIENT else n
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
-        _layer_task(op, np.int64(t), n_t, rows, theta, grad, state1, state2, wo, bo, k, m,
+        _call_layer_task(op, np.int64(t), n_t, rows, theta, grad, state1, state2, wo, bo, k, m,
                     X, D, Out, act, solver, nesterov, hyper, sw_sum)
 
 
