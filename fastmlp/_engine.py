@@ -122,8 +122,10 @@ def _make_train_epoch(sparse):
         return the loss sum.
 
         Batches are ``idx[s:s + batch_size]`` in order (``idx`` is the epoch's
-        sample order, int64). For each batch: gather its rows, compute the loss
-        and gradient and take one optimizer step
+        sample order, int64). For each batch: gather its rows (a shuffled
+        dense batch's inputs are gathered by the forward pass's tasks, see
+        :func:`fastmlp._kernels.network`), compute the loss and gradient and
+        take one optimizer step
         (:func:`fastmlp._kernels.loss_grad`; ``solver`` SGD: ``state1`` is the
         velocity; ADAM: ``state1``/``state2`` are the moments and ``step[0]``
         the step count, incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
@@ -137,11 +139,14 @@ def _make_train_epoch(sparse):
                 gather_csr(xd, xi, xp, idx, start, n, bd, bi, bp)
                 csr_to_csc(bd, bi, bp[: n + 1], units[0], cd, cr, cp)
                 xin = Xb
+                bidx = idx[:0]
             elif shuffled:
-                gather_rows(X, idx, start, n, Xb)
+                # gathered by the forward pass's tasks (network), each its rows
                 xin = Xb[:n]
+                bidx = idx[start : start + n]
             else:
                 xin = X[start : start + n]
+                bidx = idx[:0]
             gather_rows(Y, idx, start, n, Yb)
             for r in range(n):
                 swb[r] = sw[idx[start + r]]
@@ -150,7 +155,7 @@ def _make_train_epoch(sparse):
                 hyper[H_LR_T] = adam_step_size(lr_init64, beta1_64, beta2_64, step[0])
             loss = loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units,
                              w_off, b_off, acts_code, head, sparse, xin, bd, bi, bp[: n + 1],
-                             cd, cr, cp, Yb, swb, n, acts, deltas, a_off, row_loss)
+                             cd, cr, cp, Yb, swb, n, acts, deltas, a_off, row_loss, X, bidx)
             total += loss * n
         return total
 
@@ -433,7 +438,7 @@ class FullBatchObjective:
                          self.hyper, L.units, L.w_off, L.b_off, net.acts_code, net.head,
                          self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y,
                          self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
-                         self.row_loss)
+                         self.row_loss, self.inputs.X, _EMPTY[np.int64])
         return loss, self.grad.astype(np.float64)
 
 
@@ -532,6 +537,6 @@ def predict_output(net, theta, inputs):
         # types (theta, the input, empty vectors), as the epoch kernels'.
         network(PREDICT, int(sparse), rows, theta, theta, theta, theta, NO_STEP, False,
                 theta, one, L.units, L.w_off, L.b_off, net.acts_code, net.head, A, A,
-                no_rows, acts, acts, a_off, no_loss)
+                no_rows, acts, acts, a_off, no_loss, A, _EMPTY[np.int64])
         out[start:stop] = acts[last : last + rows * units[-1]].reshape(rows, units[-1])
     return out

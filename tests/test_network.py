@@ -58,6 +58,21 @@ def _problem(units, n, dtype, activation, head, seed):
     return net, X, Y, sw, theta, state1, state2, hyper
 
 
+_NO_ROWS = np.zeros(0, np.int64)
+
+
+def _scatter(X, seed=0):
+    """``(Xs, bidx, Xb)``: X's rows spread among other rows of a larger
+    array, so that ``Xs[bidx] == X``, and an empty batch buffer ``Xb``
+    (NaN, so a row left ungathered shows) for the forward pass to fill."""
+    rng = np.random.RandomState(seed)
+    n, k = X.shape
+    Xs = rng.normal(size=(3 * n + 5, k)).astype(X.dtype)
+    bidx = rng.permutation(Xs.shape[0])[:n].astype(np.int64)
+    Xs[bidx] = X
+    return Xs, bidx, np.full_like(X, np.nan)
+
+
 def _buffers(net, n):
     a_off, size = net.work_offsets(n)
     dt = net.dtype
@@ -101,14 +116,18 @@ def _by_layers(net, X, Y, sw, theta, state1, state2, hyper, solver):
     return out, row_loss, deltas, grad
 
 
-def _network(net, X, Y, sw, theta, state1, state2, hyper, solver):
-    """The batch as :func:`network`'s ROWS and STEPS phases."""
+def _network(net, X, Y, sw, theta, state1, state2, hyper, solver, gather=False):
+    """The batch as :func:`network`'s ROWS and STEPS phases; with
+    ``gather``, ROWS first gathers X's rows from a larger, shuffled array."""
     L = net.layout
     n = X.shape[0]
     a_off, acts, deltas, row_loss = _buffers(net, n)
     grad = np.zeros_like(theta)
+    Xs, bidx = X, _NO_ROWS  # not read: X's type, as the engine passes
+    if gather:
+        Xs, bidx, X = _scatter(X)
     args = (L.units, L.w_off, L.b_off, net.acts_code, net.head, X, Y, sw, acts, deltas, a_off,
-            row_loss)
+            row_loss, Xs, bidx)
     _kernels.network(_kernels.ROWS, 0, n, theta, grad, state1, state2, solver, True, hyper,
                      net.dtype.type(1), *args)
     out = _block(acts, a_off, L.units, len(L.units) - 2, n).copy()
@@ -130,10 +149,10 @@ def test_network_phases_equal_the_layer_sequence(dtype, units, n, solver):
     ref = problem()
     with threads(1):  # also OpenBLAS's: a threaded BLAS call may sum apart
         expected = _by_layers(*ref, solver)
-    for n_threads in (1, 2):
+    for n_threads, gather in [(1, False), (2, False), (1, True), (2, True)]:
         mine = problem()
         with threads(n_threads):
-            got = _network(*mine, solver)
+            got = _network(*mine, solver, gather=gather)
         # outputs, row losses, deltas and gradient
         for g, e in zip(got, expected):
             np.testing.assert_array_equal(g, e)
@@ -155,12 +174,14 @@ def test_network_predict_phase_writes_every_layer():
     with threads(2):
         _kernels.network(_kernels.PREDICT, 0, X.shape[0], theta, theta, theta, theta, NO_STEP,
                          False, theta, net.dtype.type(1), L.units, L.w_off, L.b_off,
-                         net.acts_code, net.head, X, X, empty, acts, acts, a_off, np.zeros(0))
+                         net.acts_code, net.head, X, X, empty, acts, acts, a_off, np.zeros(0),
+                         X, _NO_ROWS)
     np.testing.assert_array_equal(_block(acts, a_off, L.units, 2, X.shape[0]), expected)
 
 
 def _call(phase, net, X, Y, sw, theta, state1, state2, hyper, *, n=None, a_off=None,
-          acts=None, deltas=None, row_loss=None, w_off=None, b_off=None, first=0):
+          acts=None, deltas=None, row_loss=None, w_off=None, b_off=None, first=0, Xs=None,
+          bidx=_NO_ROWS):
     L = net.layout
     n = X.shape[0] if n is None else n
     off, a, d, rl = _buffers(net, X.shape[0])
@@ -168,7 +189,8 @@ def _call(phase, net, X, Y, sw, theta, state1, state2, hyper, *, n=None, a_off=N
                      hyper, net.dtype.type(3), L.units, L.w_off if w_off is None else w_off,
                      L.b_off if b_off is None else b_off, net.acts_code, net.head, X, Y, sw,
                      a if acts is None else acts, d if deltas is None else deltas,
-                     off if a_off is None else a_off, rl if row_loss is None else row_loss)
+                     off if a_off is None else a_off, rl if row_loss is None else row_loss,
+                     X if Xs is None else Xs, bidx)
 
 
 def _read_only(a):
@@ -180,7 +202,9 @@ def _read_only(a):
 @pytest.mark.parametrize("case", [
     "rows beyond the buffers", "short acts", "offsets", "layer offsets", "targets",
     "weights", "loss rows", "input width", "optimizer state", "first layer",
-    "overlapping work blocks", "acts are deltas", "overlapping layers"])
+    "overlapping work blocks", "acts are deltas", "overlapping layers",
+    "gather: row index too large", "gather: negative row index", "gather: short index",
+    "gather: source width", "gather: source is the batch", "gather: sparse input"])
 def test_network_refuses_arrays_that_do_not_fit(case):
     prob = _problem([12, 33, 600, 17, 4], 20, np.float64, "relu", "softmax", seed=5)
     net, X, Y, sw, theta, state1, state2, hyper = prob
@@ -213,6 +237,22 @@ def test_network_refuses_arrays_that_do_not_fit(case):
         kw["a_off"] = _read_only(np.zeros(4))
     elif case == "acts are deltas":
         kw["deltas"] = kw["acts"] = _buffers(net, 20)[1]
+    elif case.startswith("gather"):
+        Xs, bidx, X = _scatter(X)
+        if case == "gather: row index too large":
+            bidx[7] = Xs.shape[0]
+        elif case == "gather: negative row index":
+            bidx[19] = -1
+        elif case == "gather: short index":
+            bidx = bidx[:19].copy()
+        elif case == "gather: source width":
+            Xs = np.zeros((Xs.shape[0], 13))
+        elif case == "gather: source is the batch":
+            Xs = X
+            bidx[:] = 0
+        else:
+            kw["first"] = 1
+        kw["Xs"], kw["bidx"] = Xs, bidx
     else:
         # layer 1's weights on top of layer 0's
         units = net.layout.units
