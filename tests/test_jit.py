@@ -76,3 +76,33 @@ def test_call_by_symbol_compiles_once_and_reloads_from_the_cache(tmp_path):
     assert "HITS 0" in first
     assert first.count("NOT LINKED DECLARED") == 2, first
     assert "HITS 0" not in second  # loaded from the cache
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_kernels_carry_the_registration_of_what_they_call_by_symbol():
+    """Every compiled (or cache-loaded) kernel that calls another by symbol
+    carries that callee's registration, which loads the callee and its own
+    registrations in turn. ``network``'s comes from its parallel loop's
+    body, through the wrapper libraries it links: a fresh process that
+    loads only ``network`` from the cache, to predict, must register the
+    task function before LLVM links the loaded code."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from fastmlp import MLPClassifier, _engine, _jit, _kernels, _linalg
+
+    X, y = load_digits(return_X_y=True)
+    MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, batch_size=64,
+                  random_state=0).fit(X[:200].astype(np.float32), y[:200])
+
+    def callees(kernel):
+        found = set()
+        for cres in kernel.overloads.values():
+            assert cres.reload_init, kernel
+            found.update(s.qualname for s in cres.reload_init if isinstance(s, _jit._Symbol))
+        return found
+
+    assert callees(_engine.train_epoch_dense) == {"network"}
+    assert callees(_kernels.network) == {"_network_task"}
+    assert callees(_kernels._network_task) == {"_layer_task"}
+    assert _linalg._layer_task.overloads
