@@ -22,8 +22,9 @@ keep the first dense adam fit smaller:
   module of its own. Linked, the task's code was optimised and turned into
   machine code seven times (its own module, the ``prange`` body's and its
   two wrappers', the network's, the epoch's): a first fit on digits from an
-  empty cache took 8.6-8.7 s, by symbol 5.8-6.2 s (Zen 4 machine of
-  bench/README.md), and LLVM's part of it fell from 5.0 to 2.5 s;
+  empty cache took 8.4-8.8 s, by symbol 5.6-5.9 s (interleaved processes,
+  both dtypes, Zen 4 machine of bench/README.md), and LLVM's part of it
+  fell from 5.0 to 2.5 s;
 * the sequencing kernel (:func:`._kernels.loss_grad`) is inlined into
   the epoch kernels at Numba IR level, so it is not a separate level;
 * the epoch kernels come in a dense and a sparse variant, each a closure

@@ -268,8 +268,9 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
             Out = block_view(deltas, a_off, lay - 1, n, units[lay])
             act = acts_code[lay - 1]
         A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
-        _call_layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay], b_off[lay],
-                    units[lay], units[lay + 1], A, D, Out, act, solver, nesterov, hyper, sw_sum)
+        _call_layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay],
+                         b_off[lay], units[lay], units[lay + 1], A, D, Out, act, solver,
+                         nesterov, hyper, sw_sum)
 
 
 @jit()

@@ -425,8 +425,8 @@ def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, neste
     rows = k if op == GRADIENT else n
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
-        _call_layer_task(op, np.int64(t), n_t, rows, theta, grad, state1, state2, wo, bo, k, m,
-                    X, D, Out, act, solver, nesterov, hyper, sw_sum)
+        _call_layer_task(op, np.int64(t), n_t, rows, theta, grad, state1, state2, wo, bo, k,
+                         m, X, D, Out, act, solver, nesterov, hyper, sw_sum)
 
 
 @jit(parallel=True)
