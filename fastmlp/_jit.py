@@ -43,6 +43,7 @@ that halved the compilation of a first fit.
 import hashlib
 import importlib
 import os
+import sys
 
 from llvmlite import binding as llvm
 from numba import config, njit, types
@@ -103,17 +104,44 @@ class _KeyedCacheFile(IndexDataCacheFile):
 
 
 def _use_keyed_cache_file(dispatcher):
-    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    cache = getattr(dispatcher, "_cache", None)
+    cache_file = getattr(cache, "_cache_file", None)
     if type(cache_file) is IndexDataCacheFile:
         cache_file.__class__ = _KeyedCacheFile
         # an index saved under another stamp loads as empty: recompile
         stamp = (cache_file._source_stamp, SOURCES_STAMP, _blas.KEY)
         # Each BLAS library has files of its own, so that processes using
-        # either (FASTMLP_BLAS=scipy) keep each other's cache entries.
+        # either (FASTMLP_BLAS=scipy) keep each other's cache entries; so
+        # has bounds-checked code (NUMBA_BOUNDSCHECK=1), which Numba's own
+        # key does not tell apart: a debugging run would load the unchecked
+        # code, and a normal run the slower checked code.
+        checked = ".boundscheck" if config.BOUNDSCHECK else ""
         base = cache_file._index_name[:-len(".nbi")]
-        IndexDataCacheFile.__init__(cache_file, cache_file._cache_path, f"{base}.{_blas.KEY}",
-                                    stamp)
+        IndexDataCacheFile.__init__(cache_file, cache_file._cache_path,
+                                    f"{base}.{_blas.KEY}{checked}", stamp)
+        _keep_registrations(cache._impl)
     return dispatcher
+
+
+def _keep_registrations(impl):
+    """Make the libraries this cache loads keep their ``reload_init`` list.
+
+    Numba stores the list with a cached compile result and runs it on
+    loading, but the rebuilt library starts with an empty one, and a
+    library compiled later that links it (a kernel calling this one the
+    usual way) inherits only from the library: its own cache entry would
+    lack the registrations of what this one calls by symbol
+    (:func:`call_by_symbol`), and loading it in a fresh process would jump
+    to an unresolved symbol.
+    """
+    rebuild = impl.rebuild
+
+    def rebuild_keeping_registrations(target_context, payload):
+        cres = rebuild(target_context, payload)
+        cres.library._reload_init.update(cres.reload_init)
+        return cres
+
+    impl.rebuild = rebuild_keeping_registrations
 
 
 def jit(parallel=False, inline="never", reassoc=False):
@@ -199,6 +227,9 @@ def call_by_symbol(dispatcher):
         return dispatcher
     module = dispatcher.py_func.__module__
     qualname = dispatcher.py_func.__qualname__
+    if getattr(sys.modules.get(module), qualname, None) is not dispatcher:
+        # a process loading a cached caller finds the callee by these names
+        raise ValueError(f"call_by_symbol needs a module-level kernel, not {qualname!r}")
 
     @intrinsic
     def call(typingctx, *args):

@@ -1,8 +1,10 @@
 """Every kernel path under ``NUMBA_BOUNDSCHECK=1``.
 
-A subprocess with bounds checking on (and an empty cache directory, since
-Numba's cache would otherwise hand back machine code compiled without the
-checks) fits and predicts every solver, head, activation and input kind.
+A subprocess with bounds checking on (and an empty cache directory, so
+that it compiles every kernel with the checks whatever is cached; fastmlp
+also keeps bounds-checked code in cache files of its own, which Numba's
+key alone would not) fits and predicts every solver, head, activation and
+input kind.
 An out-of-bounds access would raise IndexError there. Its predictions must
 equal this process's, which run the unchecked code.
 """

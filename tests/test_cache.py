@@ -131,6 +131,22 @@ def test_cache_entries_are_keyed_on_every_kernel_source(tmp_path):
     assert _jit._KeyedCacheFile(str(tmp_path), "k-1", ("own", "new sources")).load("key") is None
 
 
+def test_bounds_checked_code_has_cache_files_of_its_own():
+    """Numba's cache key ignores NUMBA_BOUNDSCHECK: without a name of its
+    own, a debugging run would load the unchecked machine code."""
+    from fastmlp import _kernels
+
+    code = "from fastmlp import _kernels; print(_kernels.network._cache._cache_file._index_name)"
+    names = {}
+    for flag in ("0", "1"):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=dict(os.environ, NUMBA_BOUNDSCHECK=flag), timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        names[flag] = res.stdout.strip()
+    assert names["0"] == _kernels.network._cache._cache_file._index_name
+    assert names["1"] != names["0"] and names["1"].endswith(".boundscheck.nbi")
+
+
 @pytest.mark.slow
 def test_processes_filling_one_cache_at_once(tmp_path):
     """Racing writers of both dtypes, then readers: no crash, same results."""

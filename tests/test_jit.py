@@ -24,6 +24,12 @@ call_callee = call_by_symbol(callee)
 @jit()
 def caller(x, out):
     return call_callee(x, out) + 1
+
+
+@jit()
+def outer(x, out):
+    # links caller's code the usual way
+    return caller(x, out) + 1
 """
 
 CHILD = r"""
@@ -32,17 +38,18 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 import symmod
 
+kernel = getattr(symmod, sys.argv[2])
 out_i = np.zeros(1, np.int64)
 out_f = np.zeros(1)
-print("RESULTS", [symmod.caller(3, out_i), symmod.caller(1.5, out_f), out_i[0], out_f[0]])
+print("RESULTS", [kernel(3, out_i), kernel(1.5, out_f), out_i[0], out_f[0]])
 try:
-    symmod.caller(-1, out_i)
+    kernel(-1, out_i)
 except ValueError as e:
     print("RAISED", e)
-hits = sum(symmod.caller.stats.cache_hits.values())
+hits = sum(kernel.stats.cache_hits.values())
 print("HITS", hits)
-if hits == 0:
-    for sig, cres in symmod.caller.overloads.items():
+if hits == 0 and kernel is symmod.caller:
+    for sig, cres in kernel.overloads.items():
         ir = cres.library.get_llvm_str()
         # the callee's code, inlined or not, would bring its exception message
         defined = "negative input" in ir
@@ -52,30 +59,57 @@ if hits == 0:
 """
 
 
+def _run_in_fresh_processes(tmp_path, kernels):
+    """Run each of ``kernels`` in a fresh process, one after the other, on
+    one cache; check every result; return the outputs."""
+    (tmp_path / "symmod.py").write_text(MODULE)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    outputs = []
+    for name in kernels:
+        res = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), name], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, (name, res.stderr[-3000:])
+        # caller(x) = callee(x) + 1 = (2 x + 1) + 1, the callee's write kept;
+        # outer adds one more
+        extra = 1 if name == "outer" else 0
+        expected = f"RESULTS {[8 + extra, 5.0 + extra, 2 * 3, 2 * 1.5]}"
+        out = res.stdout
+        assert expected in out.replace("np.int64(", "").replace("np.float64(", "").replace(
+            ")", ""), out
+        assert "RAISED negative input" in out
+        outputs.append(out)
+    return outputs
+
+
 @pytest.mark.slow
 def test_call_by_symbol_compiles_once_and_reloads_from_the_cache(tmp_path):
     """The caller gets the callee's results and exceptions, holds a
     declaration of it instead of its code, and a fresh process loading the
     cached caller registers the callee again (else LLVM could not resolve
     the symbol)."""
-    (tmp_path / "symmod.py").write_text(MODULE)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    outputs = []
-    for run in range(2):
-        res = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr[-3000:]
-        outputs.append(res.stdout)
-    first, second = outputs
-    # caller(x) = callee(x) + 1 = (2 x + 1) + 1, the callee's write kept
-    expected = f"RESULTS {[2 * 3 + 2, 2 * 1.5 + 2, 2 * 3, 2 * 1.5]}"
-    for out in outputs:
-        assert expected in out.replace("np.int64(", "").replace("np.float64(", "").replace(
-            ")", ""), out
-        assert "RAISED negative input" in out
+    first, second = _run_in_fresh_processes(tmp_path, ["caller", "caller"])
     assert "HITS 0" in first
     assert first.count("NOT LINKED DECLARED") == 2, first
     assert "HITS 0" not in second  # loaded from the cache
+
+
+@pytest.mark.slow
+def test_a_kernel_linking_a_cached_caller_registers_its_callees(tmp_path):
+    """``outer`` links ``caller``'s code, which calls ``callee`` by symbol.
+    Compiled where ``caller`` came from the cache, ``outer`` must still
+    carry ``callee``'s registration, or a later process loading ``outer``
+    alone would jump to an unresolved symbol (it crashed so)."""
+    outputs = _run_in_fresh_processes(tmp_path, ["caller", "outer", "outer"])
+    assert "HITS 0" in outputs[1] and "HITS 0" not in outputs[2]
+
+
+def test_call_by_symbol_needs_a_module_level_kernel():
+    from numba import njit
+
+    from fastmlp._jit import call_by_symbol
+
+    with pytest.raises(ValueError, match="module-level kernel"):
+        call_by_symbol(njit(lambda x: x))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
