@@ -25,7 +25,9 @@ Every kernel is ``@njit`` with
   an edit of ``_linalg.py`` alone, ``_engine``'s epoch kernels would load
   stale code from the cache. It is keyed on the BLAS library the kernels
   call too (:data:`fastmlp._blas.KEY`): code built to call NumPy's OpenBLAS
-  calls it by another convention than scipy's.
+  calls it by another convention than scipy's. Bounds-checked code
+  (``NUMBA_BOUNDSCHECK=1``), which Numba's key does not tell apart, has
+  files of its own too.
 * ``fastmath={'contract'}`` only: lets LLVM fuse ``a * b + c`` into one FMA,
   which doubles the arithmetic peak of the matrix loops. No ``nnan``/``ninf``
   (non-finite checks must stay meaningful) and no ``reassoc`` (a reduction's
@@ -218,10 +220,12 @@ def call_by_symbol(dispatcher):
     BLAS) when a caller is compiled, and again when a cached caller is
     loaded: the registration travels with the caller's compile result in
     Numba's ``reload_init`` list, which Numba runs before it links a cached
-    library (and which a caller inherits from every library it links).
+    library (and which a caller inherits from every library it links; for
+    a library loaded from the cache, see :func:`_keep_registrations`).
     The call itself is Numba's own convention for calls between compiled
     functions (``BaseContext.call_internal``): same arguments, exceptions
-    propagated.
+    propagated. ``dispatcher`` must be a module-level kernel: a process
+    loading a cached caller finds it by module and name.
     """
     if config.DISABLE_JIT:  # the kernels run as Python: a plain call
         return dispatcher
