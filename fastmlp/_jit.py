@@ -39,7 +39,8 @@ Every kernel is ``@njit`` with
 
 It also makes the intrinsics by which the big kernels call each other by
 symbol name (:func:`call_by_symbol`) instead of linking each other's code:
-that halved the compilation of a first fit.
+LLVM's share of a first fit's compilation halved (5.0 to 2.5 s), and the
+first fit went from 8.4-8.8 s to 5.6-5.9 s.
 """
 
 import hashlib
