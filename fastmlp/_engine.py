@@ -167,6 +167,33 @@ train_epoch_dense = _make_train_epoch(False)
 train_epoch_sparse = _make_train_epoch(True)
 
 
+def _make_full_batch(sparse):
+    def full_batch(theta, grad, solver, nesterov, hyper, units, w_off, b_off, acts_code,
+                   head, X, xd, xi, xp, cd, cr, cp, Y, sw, n, acts, deltas, a_off, row_loss,
+                   bidx):
+        """Loss and gradient of all ``n`` rows of a {input} input:
+        :func:`fastmlp._kernels.loss_grad`, for L-BFGS, which passes
+        ``solver=NO_STEP`` (an argument, not a constant here: the kernels
+        it calls would compile again for a literal type).
+
+        A kernel of its own per input kind, as the epoch kernels are, so a
+        dense L-BFGS fit does not compile the sparse-input kernels
+        (:func:`_specialise`): a first dense fit from an empty cache
+        compiled for ~3 s longer when it called ``loss_grad`` from Python
+        with the input kind as an argument. ``bidx`` is an empty int64
+        array (the rows are not gathered).
+        """
+        return loss_grad(theta, grad, theta, theta, solver, nesterov, hyper, units, w_off,
+                         b_off, acts_code, head, sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n,
+                         acts, deltas, a_off, row_loss, X, bidx)
+
+    return _specialise(full_batch, "full_batch_" + ("sparse" if sparse else "dense"), sparse)
+
+
+full_batch_dense = _make_full_batch(False)
+full_batch_sparse = _make_full_batch(True)
+
+
 class Network:
     """What the kernels need to know of an architecture.
 
@@ -435,11 +462,11 @@ class FullBatchObjective:
         net = self.net
         L = net.layout
         self.theta[...] = x
-        loss = loss_grad(self.theta, self.grad, self.theta, self.theta, NO_STEP, False,
-                         self.hyper, L.units, L.w_off, L.b_off, net.acts_code, net.head,
-                         self.inputs.is_sparse, *self.inputs.args(), *self.csc, self.Y,
-                         self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
-                         self.row_loss, self.inputs.X, _EMPTY[np.int64])
+        kernel = full_batch_sparse if self.inputs.is_sparse else full_batch_dense
+        loss = kernel(self.theta, self.grad, NO_STEP, False, self.hyper, L.units, L.w_off,
+                      L.b_off, net.acts_code, net.head, *self.inputs.args(), *self.csc, self.Y,
+                      self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
+                      self.row_loss, _EMPTY[np.int64])
         return loss, self.grad.astype(np.float64)
 
 

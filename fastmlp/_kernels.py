@@ -14,8 +14,10 @@ the output head and the deltas; the second does every layer's gradient and
 optimizer step. :func:`loss_grad` sequences the two and the loss; it is
 inlined into its compiled callers (``inline="always"``): as a separately
 compiled function it re-optimised and re-generated the machine code of
-everything it calls (see :mod:`fastmlp._engine`). Called from Python it
-compiles as usual.
+everything it calls (see :mod:`fastmlp._engine`), and called from Python
+it compiled the kernels of both input kinds. Its callers are the epoch
+kernels and the L-BFGS objective's (:func:`fastmlp._engine.full_batch_dense`
+and ``full_batch_sparse``); called from Python it compiles as usual.
 """
 
 import numpy as np

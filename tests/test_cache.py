@@ -95,7 +95,8 @@ def test_keyed_cache_file_survives_interleaved_writers(tmp_path):
 def test_our_kernels_use_the_keyed_writer():
     from fastmlp import _engine, _kernels, _linalg
 
-    for kernel in (_engine.train_epoch_dense, _engine.train_epoch_sparse, _kernels.loss_grad,
+    for kernel in (_engine.train_epoch_dense, _engine.train_epoch_sparse,
+                   _engine.full_batch_dense, _engine.full_batch_sparse, _kernels.loss_grad,
                    _kernels.network, _linalg.layer):
         assert type(kernel._cache._cache_file) is _jit._KeyedCacheFile
 

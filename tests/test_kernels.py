@@ -807,7 +807,8 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
     # Predictions call the network kernel from Python (_engine.predict_output):
     # one signature per dtype here, and below, where the epoch kernels'
     # calls are inferred too, means a prediction after a fit compiles nothing.
-    for name in ("_kernels.loss_grad", "_kernels.network", "_linalg.layer",
+    for name in ("_engine.full_batch_dense", "_engine.full_batch_sparse", "_kernels.network",
+                 "_linalg.layer",
                  "_linalg.csr_linear_forward",
                  "_kernels.predict_serial", "_kernels.predict_serial_blocks",
                  "_engine.train_epoch_dense",
