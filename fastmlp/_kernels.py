@@ -399,6 +399,8 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
 
 
 _call_network = call_by_symbol(network)
+_call_csr_linear_forward = call_by_symbol(csr_linear_forward)
+_call_csc_linear_grad = call_by_symbol(csc_linear_grad)
 
 
 @jit(reassoc=True)
@@ -456,9 +458,9 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     if is_sparse:
         first = np.int64(1)
         act = acts_code[0] if L > 1 else HEAD_ACTIVATIONS[head]
-        csr_linear_forward(xd, xi, xp, coef_view(theta, units, w_off, 0),
-                           intercept_view(theta, units, b_off, 0),
-                           block_view(acts, a_off, np.int64(0), n, units[1]), act)
+        _call_csr_linear_forward(xd, xi, xp, coef_view(theta, units, w_off, 0),
+                                 intercept_view(theta, units, b_off, 0),
+                                 block_view(acts, a_off, np.int64(0), n, units[1]), act)
     _call_network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas,
                   a_off, row_loss, Xs, bidx)
@@ -478,8 +480,8 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
                   a_off, row_loss, Xs, bidx)
     if is_sparse:
         D0 = block_view(deltas, a_off, np.int64(0), n, units[1])
-        csc_linear_grad(cd, cr, cp, D0, theta, grad, state1, state2, w_off[0], b_off[0],
-                        solver, nesterov, hyper, sw_sum)
+        _call_csc_linear_grad(cd, cr, cp, D0, theta, grad, state1, state2, w_off[0],
+                              b_off[0], solver, nesterov, hyper, sw_sum)
     return loss
 
 

@@ -429,6 +429,25 @@ def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, neste
                          m, X, D, Out, act, solver, nesterov, hyper, sw_sum)
 
 
+@jit()
+def _csr_row(r, data, indices, indptr, W, b, Z, act):
+    """Row ``r`` of :func:`csr_linear_forward`, compiled on its own and
+    called by symbol, as :func:`_layer_task` is."""
+    m = W.shape[1]
+    z = Z[r]
+    for c in range(m):
+        z[c] = b[c]
+    for p in range(indptr[r], indptr[r + 1]):
+        a = data[p]
+        w = W[indices[p]]
+        for c in range(m):
+            z[c] += a * w[c]
+    activate(z, act)
+
+
+_call_csr_row = call_by_symbol(_csr_row)
+
+
 @jit(parallel=True)
 def csr_linear_forward(data, indices, indptr, W, b, Z, act):
     """Write ``Z = act(X @ W + b)`` in place for a CSR matrix ``X``.
@@ -437,17 +456,39 @@ def csr_linear_forward(data, indices, indptr, W, b, Z, act):
     W : (k, m); b : (m,); Z : (n, m), overwritten; act : activation code.
     """
     n = indptr.shape[0] - 1
-    m = W.shape[1]
     for r in prange(n):
-        z = Z[r]
+        _call_csr_row(np.int64(r), data, indices, indptr, W, b, Z, act)
+
+
+@jit()
+def _csc_grad_task(j, data, rows, colptr, D, theta, grad, state1, state2, wo, bo, solver,
+                   nesterov, hyper, sw_sum):
+    """Task ``j`` of :func:`csc_linear_grad` (row ``j`` of ``W``, or the
+    bias when ``j`` is the number of rows), compiled on its own and called
+    by symbol, as :func:`_layer_task` is."""
+    k = colptr.shape[0] - 1
+    m = D.shape[1]
+    if j == k:
+        _bias_grad(D, sw_sum, grad[bo:bo + m])
+        optimizer_step(theta, grad, state1, state2, bo, bo + m, solver, nesterov, hyper)
+    else:
+        alpha = hyper[H_ALPHA]
+        lo = wo + j * m
+        g = grad[lo:lo + m]
         for c in range(m):
-            z[c] = b[c]
-        for p in range(indptr[r], indptr[r + 1]):
+            g[c] = 0
+        for p in range(colptr[j], colptr[j + 1]):
             a = data[p]
-            w = W[indices[p]]
+            d = D[rows[p]]
             for c in range(m):
-                z[c] += a * w[c]
-        activate(z, act)
+                g[c] += a * d[c]
+        w = theta[lo:lo + m]
+        for c in range(m):
+            g[c] = (g[c] + alpha * w[c]) / sw_sum
+        optimizer_step(theta, grad, state1, state2, lo, lo + m, solver, nesterov, hyper)
+
+
+_call_csc_grad_task = call_by_symbol(_csc_grad_task)
 
 
 @jit(parallel=True)
@@ -465,22 +506,6 @@ def csc_linear_grad(data, rows, colptr, D, theta, grad, state1, state2, wo, bo, 
     _check_step_buffers(theta, grad, state1, state2, solver, hyper)
     if wo < 0 or bo < 0 or wo + k * m > P or bo + m > P:
         raise ValueError("fastmlp: layer offsets out of the parameter buffer")
-    alpha = hyper[H_ALPHA]
     for j in prange(k + 1):
-        if j == k:
-            _bias_grad(D, sw_sum, grad[bo:bo + m])
-            optimizer_step(theta, grad, state1, state2, bo, bo + m, solver, nesterov, hyper)
-        else:
-            lo = wo + j * m
-            g = grad[lo:lo + m]
-            for c in range(m):
-                g[c] = 0
-            for p in range(colptr[j], colptr[j + 1]):
-                a = data[p]
-                d = D[rows[p]]
-                for c in range(m):
-                    g[c] += a * d[c]
-            w = theta[lo:lo + m]
-            for c in range(m):
-                g[c] = (g[c] + alpha * w[c]) / sw_sum
-            optimizer_step(theta, grad, state1, state2, lo, lo + m, solver, nesterov, hyper)
+        _call_csc_grad_task(np.int64(j), data, rows, colptr, D, theta, grad, state1, state2,
+                            wo, bo, solver, nesterov, hyper, sw_sum)
