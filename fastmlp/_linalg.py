@@ -64,7 +64,7 @@ function it calls; a one-call body whose callee is not linked keeps that
 work small. The helpers with one call site per kernel
 (:func:`_task_rows`, :func:`_activate_rows`, :func:`_derivative_rows` and
 :func:`_bias_grad` in the task, :func:`_n_tasks` in :func:`layer`,
-:func:`_bias_grad` again in :func:`csc_linear_grad`; :func:`_n_tasks` and
+:func:`_bias_grad` again in :func:`_csc_grad_task`; :func:`_n_tasks` and
 :func:`_task_rows` are also called a few times in
 :func:`fastmlp._kernels.network` and its task) are inlined at Numba
 IR level: inlining types each once per kernel and saves a module of its
