@@ -27,12 +27,14 @@ keep the first dense adam fit smaller:
   fell from 5.0 to 2.5 s;
 * the sequencing kernel (:func:`._kernels.loss_grad`) is inlined into
   the epoch kernels at Numba IR level, so it is not a separate level;
-* the epoch kernels come in a dense and a sparse variant, each a closure
-  over a constant flag: Numba prunes the branches of the other input kind,
-  so a dense fit never compiles the CSR/CSC kernels (a test asserts it on
-  an empty cache). Each variant is its own kernel with one signature per
-  dtype. (These two, measured on an older machine before the first:
-  31-35 s against 36-41 s.)
+* the epoch kernels, and L-BFGS's (:func:`full_batch_dense`), come in a
+  dense and a sparse variant, each a closure over a constant flag: Numba
+  prunes the branches of the other input kind, so a dense fit never
+  compiles the CSR/CSC kernels (a test asserts it on an empty cache). Each
+  variant is its own kernel with one signature per dtype. (These two,
+  measured on an older machine before the first: 31-35 s against 36-41 s;
+  L-BFGS got its variants later: a first dense fit 5.7-6.0 s against
+  9.6 s.)
 
 Prediction (:func:`predict_output`) is driven from Python, one call per
 chunk of rows, on the network kernel the epochs already compiled, so that
