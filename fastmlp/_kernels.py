@@ -41,10 +41,10 @@ from ._linalg import (
     BR,
     FORWARD,
     GRADIENT,
+    _call_layer_task,
     _check,
     _check_flat,
     _check_step_buffers,
-    _layer_task,
     _n_tasks,
     _task_rows,
     csc_linear_grad,
@@ -181,8 +181,6 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
 
 
 # Phases of :func:`network`.
-_call_layer_task = call_by_symbol(_layer_task)
-
 PREDICT = 0  # the forward pass
 ROWS = 1  # the forward pass, the output head's loss and deltas, the deltas of every layer
 STEPS = 2  # every layer's weight gradient and optimizer step
