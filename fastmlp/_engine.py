@@ -96,7 +96,7 @@ from ._kernels import (
     predict_serial,
     predict_serial_blocks,
 )
-from ._linalg import csr_linear_forward
+from ._linalg import BR, _n_tasks, csr_linear_forward
 from ._optim import adam_step_size
 
 # Rows per chunk in prediction: bounds the work buffers (PREDICT_CHUNK rows
@@ -120,7 +120,8 @@ def _make_train_epoch(sparse):
     def train_epoch(theta, grad, state1, state2, step, units, w_off, b_off, acts_code,
                     head, solver, nesterov, hyper, lr_init64, beta1_64, beta2_64,
                     X, xd, xi, xp, Y, sw, idx, shuffled, batch_size,
-                    Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, row_loss):
+                    Xb, bd, bi, bp, cd, cr, cp, Yb, swb, acts, deltas, a_off, row_loss,
+                    shares):
         """Run one epoch of mini-batch training on {input} input in place;
         return the loss sum.
 
@@ -131,7 +132,8 @@ def _make_train_epoch(sparse):
         take one optimizer step
         (:func:`fastmlp._kernels.loss_grad`; ``solver`` SGD: ``state1`` is the
         velocity; ADAM: ``state1``/``state2`` are the moments and ``step[0]``
-        the step count, incremented per batch). Returns ``sum(batch_loss * batch_len)``, each
+        the step count, incremented per batch; ``shares`` see
+        :func:`gradient_shares`). Returns ``sum(batch_loss * batch_len)``, each
         batch loss taken before its update, as scikit-learn accumulates it.
         """
         n_samples = idx.shape[0]
@@ -158,7 +160,8 @@ def _make_train_epoch(sparse):
                 hyper[H_LR_T] = adam_step_size(lr_init64, beta1_64, beta2_64, step[0])
             loss = loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units,
                              w_off, b_off, acts_code, head, sparse, xin, bd, bi, bp[: n + 1],
-                             cd, cr, cp, Yb, swb, n, acts, deltas, a_off, row_loss, X, bidx)
+                             cd, cr, cp, Yb, swb, n, acts, deltas, a_off, row_loss, X, bidx,
+                             shares)
             total += loss * n
         return total
 
@@ -172,7 +175,7 @@ train_epoch_sparse = _make_train_epoch(True)
 def _make_full_batch(sparse):
     def full_batch(theta, grad, solver, nesterov, hyper, units, w_off, b_off, acts_code,
                    head, X, xd, xi, xp, cd, cr, cp, Y, sw, n, acts, deltas, a_off, row_loss,
-                   bidx):
+                   bidx, shares):
         """Loss and gradient of all ``n`` rows of a {input} input:
         :func:`fastmlp._kernels.loss_grad`, for L-BFGS, which passes
         ``solver=NO_STEP`` (an argument, not a constant here: the kernels
@@ -183,11 +186,12 @@ def _make_full_batch(sparse):
         (:func:`_specialise`): a first dense fit from an empty cache
         compiled for ~3 s longer when it called ``loss_grad`` from Python
         with the input kind as an argument. ``bidx`` is an empty int64
-        array (the rows are not gathered).
+        array (the rows are not gathered); ``shares`` see
+        :func:`gradient_shares`.
         """
         return loss_grad(theta, grad, theta, theta, solver, nesterov, hyper, units, w_off,
                          b_off, acts_code, head, sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n,
-                         acts, deltas, a_off, row_loss, X, bidx)
+                         acts, deltas, a_off, row_loss, X, bidx, shares)
 
     return _specialise(full_batch, "full_batch_" + ("sparse" if sparse else "dense"), sparse)
 
@@ -232,6 +236,30 @@ class Network:
 
 _EMPTY = {dt: np.zeros(0, dtype=dt) for dt in (np.float32, np.float64, np.int64)}
 _EMPTY_INDPTR = np.zeros(1, dtype=np.int64)
+
+# Largest buffer of gradient shares a fit allocates; see gradient_shares.
+SHARES_MAX_BYTES = 1 << 20
+
+
+def gradient_shares(n_rows, n_params, dtype):
+    """A buffer for the row tasks' shares of the gradient, or an empty one.
+
+    Batches of up to ``n_rows`` rows split into ``n_t`` row tasks
+    (:func:`._linalg._n_tasks`); the kernels split the gradient by those
+    rows, each task computing its share where its activations and deltas
+    are in cache, when a buffer of ``(n_t - 1) * n_params`` elements is
+    given (:func:`._kernels.network` has the measurements). That pays on
+    small networks and costs memory on large ones, so the buffer is given
+    only when it takes at most :data:`SHARES_MAX_BYTES` (about a core's L2
+    cache, so the shares stay in it): W1 and W2 of bench/README.md in
+    either dtype, not W3. The choice depends on the shapes, the batch size
+    and the dtype only, never on the thread count, so results do not
+    depend on the thread count either.
+    """
+    size = (int(_n_tasks.py_func(int(n_rows), BR)) - 1) * int(n_params)
+    if size <= 0 or size * np.dtype(dtype).itemsize > SHARES_MAX_BYTES:
+        return _EMPTY[np.dtype(dtype).type]
+    return np.zeros(size, dtype=dtype)
 
 
 def _check_compressed(X):
@@ -370,6 +398,7 @@ class StochasticTrainer:
                                 beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha)
         P = net.layout.size
         self.grad = np.zeros(P, dtype=dt)
+        self.shares = gradient_shares(self.batch_size, P, dt)
         self.reset_optimizer()
 
         bs = self.batch_size
@@ -429,7 +458,7 @@ class StochasticTrainer:
             self.sw, np.ascontiguousarray(idx, dtype=np.int64), bool(shuffled),
             self.batch_size, self.Xb, self.bd, self.bi, self.bp, self.cd, self.cr,
             self.cp, self.Yb, self.swb, self.acts, self.deltas, self.a_off,
-            self.row_loss)
+            self.row_loss, self.shares)
         return total / idx.shape[0]
 
 
@@ -455,6 +484,7 @@ class FullBatchObjective:
         self.row_loss = np.zeros(n, dtype=np.float64)
         self.theta = np.zeros(net.layout.size, dtype=dt)
         self.grad = np.zeros(net.layout.size, dtype=dt)
+        self.shares = gradient_shares(n, net.layout.size, dt)
         if inputs.is_sparse:
             self.csc = inputs.csc()
         else:
@@ -468,7 +498,7 @@ class FullBatchObjective:
         loss = kernel(self.theta, self.grad, NO_STEP, False, self.hyper, L.units, L.w_off,
                       L.b_off, net.acts_code, net.head, *self.inputs.args(), *self.csc, self.Y,
                       self.sw, self.inputs.n_rows, self.acts, self.deltas, self.a_off,
-                      self.row_loss, _EMPTY[np.int64])
+                      self.row_loss, _EMPTY[np.int64], self.shares)
         return loss, self.grad.astype(np.float64)
 
 
@@ -567,6 +597,6 @@ def predict_output(net, theta, inputs):
         # types (theta, the input, empty vectors), as the epoch kernels'.
         network(PREDICT, int(sparse), rows, theta, theta, theta, theta, NO_STEP, False,
                 theta, one, L.units, L.w_off, L.b_off, net.acts_code, net.head, A, A,
-                no_rows, acts, acts, a_off, no_loss, A, _EMPTY[np.int64])
+                no_rows, acts, acts, a_off, no_loss, A, _EMPTY[np.int64], no_rows)
         out[start:stop] = acts[last : last + rows * units[-1]].reshape(rows, units[-1])
     return out

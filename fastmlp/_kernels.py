@@ -39,8 +39,10 @@ from ._jit import call_by_symbol, jit
 from ._linalg import (
     BACKWARD,
     BR,
+    COMBINE,
     FORWARD,
     GRADIENT,
+    SHARE,
     _call_layer_task,
     _check,
     _check_flat,
@@ -189,7 +191,7 @@ STEPS = 2  # every layer's weight gradient and optimizer step
 @jit()
 def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
-                  deltas, a_off, row_loss, Xs, bidx):
+                  deltas, a_off, row_loss, Xs, bidx, shares):
     """Task ``i`` of :func:`network`'s loop, compiled on its own and
     called by symbol (:func:`fastmlp._jit.call_by_symbol`), as it calls
     :func:`fastmlp._linalg._layer_task`: each is compiled once, in a module
@@ -203,6 +205,8 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
     (one per operation).
     """
     L = w_off.shape[0]
+    P = theta.shape[0]
+    split = shares.shape[0] > 0
     if phase == STEPS:
         # Item i is task t of layer l's gradient; the first half of the
         # items holds the first half of every layer's tasks, so the static
@@ -259,6 +263,10 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
             Dout = block_view(deltas, a_off, L - 1, n, m)
             output_head(Z[r0:r1], Y[r0:r1], sw[r0:r1], head, hyper[H_LOG_EPS], Dout[r0:r1],
                         row_loss[r0:r1])
+            if split:
+                _share(L - 1, i, n_t, first, n, theta, grad, state1, state2, solver,
+                       nesterov, hyper, sw_sum, units, w_off, b_off, X, acts, deltas, a_off,
+                       shares)
             continue
         else:
             lay = L - 1 - (j - n_fwd - 1)
@@ -268,9 +276,34 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
             Out = block_view(deltas, a_off, lay - 1, n, units[lay])
             act = acts_code[lay - 1]
         A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
+        if phase == STEPS and split:
+            # the other row tasks' shares, one per row of a (count, P) view
+            op = np.int64(COMBINE)
+            Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
         _call_layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay],
                          b_off[lay], units[lay], units[lay + 1], A, D, Out, act, solver,
                          nesterov, hyper, sw_sum)
+        if op == BACKWARD and split:
+            _share(lay - 1, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
+                   hyper, sw_sum, units, w_off, b_off, X, acts, deltas, a_off, shares)
+
+
+@jit(inline="always")
+def _share(lay, t, n_t, first, n, theta, grad, state1, state2, solver, nesterov, hyper,
+           sw_sum, units, w_off, b_off, X, acts, deltas, a_off, shares):
+    """Row task ``t``'s share of layer ``lay``'s gradient (the SHARE
+    operation of :func:`fastmlp._linalg._layer_task`), right after the task
+    wrote the layer's deltas: task 0's into ``grad``, task ``t``'s into
+    row ``t - 1`` of ``shares``. Layers below ``first`` have kernels of
+    their own."""
+    if lay >= first:
+        P = theta.shape[0]
+        buf = grad if t == 0 else shares[(t - 1) * P:t * P]
+        A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
+        D = block_view(deltas, a_off, lay, n, units[lay + 1])
+        _call_layer_task(np.int64(SHARE), t, n_t, n, theta, buf, state1, state2, w_off[lay],
+                         b_off[lay], units[lay], units[lay + 1], A, D, D, np.int64(IDENTITY),
+                         solver, nesterov, hyper, sw_sum)
 
 
 @jit()
@@ -295,7 +328,7 @@ _call_network_task = call_by_symbol(_network_task)
 @jit(parallel=True)
 def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hyper, sw_sum,
             units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss,
-            Xs, bidx):
+            Xs, bidx, shares):
     """One phase of a batch of ``n`` rows through layers ``first..`` of the
     network, in ONE parallel loop.
 
@@ -315,15 +348,22 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     Xs, bidx : where ``bidx`` is not empty (a dense input only), ROWS
         first gathers the batch's input, each task its own rows: row ``r``
         of ``X`` is row ``bidx[r]`` of ``Xs``. Not read where it is empty.
+    shares : empty, or at least ``(n_t - 1) * P`` elements, ``n_t`` the
+        batch's row tasks (:func:`fastmlp._linalg._n_tasks` of ``n`` and
+        ``BR``) and ``P`` the parameters; give both phases the same. Where
+        it is not empty, the gradient is split by batch rows: each ROWS
+        task also writes its share of every layer's gradient (task 0's in
+        ``grad``, the others' in ``shares``), and STEPS adds the shares
+        up, in task order, before each block's step.
 
     The other arguments are :func:`loss_grad`'s; ``sw_sum`` is used by
     STEPS only, ``Y``, ``sw``, ``row_loss``, ``deltas`` and ``hyper`` by
     the training phases only (PREDICT takes arrays of their types).
 
-    The work is that of one :func:`fastmlp._linalg.layer` call per layer
-    and operation, the same row tasks and the same BLAS calls, so the
-    results are bit for bit those of the layer-by-layer sequence; what
-    changes is the number of parallel regions. The forward pass, the head
+    With ``shares`` empty, the work is that of one :func:`fastmlp._linalg.layer`
+    call per layer and operation, the same row tasks and the same BLAS
+    calls, so the results are bit for bit those of the layer-by-layer
+    sequence; what changes is the number of parallel regions. The forward pass, the head
     and the deltas only combine a row with itself, so a task carries its
     rows through all of them without waiting for the others (ROWS); the
     gradients split the rows of each ``W`` (STEPS). Two regions per
@@ -348,6 +388,31 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     float64 1.275-1.286 s against 1.293-1.301 s, W2 float32 about the
     same (0.697 against 0.701 s). It costs ~0.3-0.4 s more compilation
     from an empty cache (a first digits fit: 6.0-6.2 s against 5.6-5.9 s).
+
+    Gradient split by batch rows (``shares``). Split by rows of ``W``, a
+    STEPS task reads every row of its layer's input and deltas, half of
+    them written by the other thread in ROWS, from that thread's cache.
+    Split by batch rows, each ROWS task computes ``A_t.T @ D_t`` over its
+    own rows while they are in its cache, right after writing ``D_t``;
+    STEPS then reads one share of the gradient from the other thread
+    instead of half of every layer's activations and deltas. It pays
+    where the parameters are few against a batch's activations, and the
+    shares cost ``(n_t - 1) * P`` elements, so the engine uses it where
+    the shares take at most :data:`fastmlp._engine.SHARES_MAX_BYTES` (1
+    MiB: W1 and W2 of bench/README.md, not W3). Measured (split by rows of
+    ``W`` -> by batch rows), a batch of ROWS, the L2 sum and STEPS repeated
+    at two threads in the near host state (µs): W1's network (64, 100, 10)
+    float64, 200 rows, 123.5 -> 104-108; the same on 512 rows 278 -> 222,
+    on 1,437 rows (L-BFGS on digits) 1,370 -> 703-737 (far host state);
+    W2's float32 667 -> 646-649, float64 1,241 -> 1,211; W3's (256 rows, 2
+    MB of shares) 4.15-4.2 ms either way. At one thread: W1 the same, W2
+    1.2% slower, 512 and 1,437 rows 9% faster. Whole fits, interleaved
+    processes, two threads: W1 0.200-0.205 -> 0.173-0.184 s (one thread
+    0.264 -> 0.267-0.273 s); W2 float32 0.703-0.705 -> 0.688-0.700 s,
+    float64 1.286 -> 1.253 s; an L-BFGS fit on digits, (100,), 2.2 -> 1.3
+    ms per iteration. The sums differ from the split by rows of ``W`` in
+    the last bits; which split a fit uses depends on the shapes, the batch
+    size and the dtype, never on the thread count.
     """
     L = w_off.shape[0]
     P = theta.shape[0]
@@ -376,6 +441,11 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         fits = fits and (a0 + acts.size * acts.itemsize <= d0
                          or d0 + deltas.size * deltas.itemsize <= a0)
         fits = fits and (first == 0 or bidx.shape[0] == 0)
+    n_t = _n_tasks(n, np.int64(BR))
+    if train and shares.shape[0] > 0:
+        fits = (fits and shares.shape[0] >= (n_t - 1) * P
+                and (shares.ctypes.data + shares.size * shares.itemsize <= grad.ctypes.data
+                     or grad.ctypes.data + grad.size * grad.itemsize <= shares.ctypes.data))
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
     _check_flat(theta, grad)
@@ -383,7 +453,6 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         _check(X, n, units[0])
         if phase == ROWS and bidx.shape[0] > 0:
             _check_gather(X, Xs, bidx, n)
-    n_t = _n_tasks(n, np.int64(BR))
     count = n_t
     if phase == STEPS:
         _check_step_buffers(theta, grad, state1, state2, solver, hyper)
@@ -393,7 +462,7 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     for i in prange(count):
         _call_network_task(phase, np.int64(i), n_t, first, n, theta, grad, state1, state2,
                            solver, nesterov, hyper, sw_sum, units, w_off, b_off, acts_code,
-                           head, X, Y, sw, acts, deltas, a_off, row_loss, Xs, bidx)
+                           head, X, Y, sw, acts, deltas, a_off, row_loss, Xs, bidx, shares)
 
 
 _call_network = call_by_symbol(network)
@@ -431,7 +500,7 @@ def l2_sum(theta, units, w_off):
 @jit(inline="always")
 def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off, b_off,
               acts_code, head, is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n, acts, deltas,
-              a_off, row_loss, Xs, bidx):
+              a_off, row_loss, Xs, bidx, shares):
     """Loss of ``n`` rows and its gradient; then, unless ``solver`` is
     ``NO_STEP``, one optimizer step.
 
@@ -447,7 +516,8 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     the same matrix in CSC form ``(cd, cr, cp)`` for its weight gradient,
     both done apart from :func:`network` (``first=1``). Where ``bidx``
     is not empty (dense input only), the forward pass first gathers the
-    batch's rows ``Xs[bidx]`` into ``X`` (see :func:`network`).
+    batch's rows ``Xs[bidx]`` into ``X``; where ``shares`` is not empty, the
+    gradient is split by batch rows (see :func:`network`).
     """
     L = w_off.shape[0]
     alpha = hyper[H_ALPHA]
@@ -461,7 +531,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
                                  block_view(acts, a_off, np.int64(0), n, units[1]), act)
     _call_network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas,
-                  a_off, row_loss, Xs, bidx)
+                  a_off, row_loss, Xs, bidx, shares)
 
     # ``sw[:n].sum()`` adds in the same order and dtype, but compiles four
     # more functions (~0.3 s of a first fit).
@@ -475,7 +545,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
 
     _call_network(np.int64(STEPS), first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas,
-                  a_off, row_loss, Xs, bidx)
+                  a_off, row_loss, Xs, bidx, shares)
     if is_sparse:
         D0 = block_view(deltas, a_off, np.int64(0), n, units[1])
         _call_csc_linear_grad(cd, cr, cp, D0, theta, grad, state1, state2, w_off[0],

@@ -41,7 +41,9 @@ Tasks. An even number of tasks of about :data:`BR` rows (:func:`_n_tasks`,
 rows of ``W`` (input features) the same way; each task then takes the
 optimizer step on its rows (:func:`fastmlp._optim.optimizer_step`) while
 they are in cache, and the last task also does the bias, which follows
-``W`` in the buffer.
+``W`` in the buffer. On small networks the training kernels split the
+gradient by batch rows instead (the SHARE and COMBINE operations of
+:func:`_layer_task`; :func:`fastmlp._kernels.network` says when and why).
 
 One kernel, not one per operation. Each ``prange`` loop costs about a
 second of compilation of its own (Numba builds, optimises and links a
@@ -327,6 +329,11 @@ def _check_step_buffers(theta, grad, state1, state2, solver, hyper):
 FORWARD = 0
 BACKWARD = 1
 GRADIENT = 2
+# The gradient split by batch rows (:func:`fastmlp._kernels.network` only):
+# a row task's share of a layer's gradient, then the sum of the shares
+# followed by the optimizer step.
+SHARE = 3
+COMBINE = 4
 
 
 @jit()
@@ -334,7 +341,23 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
                 act, solver, nesterov, hyper, sw_sum):
     """Task ``t`` of ``n_t`` of one layer's operation ``op`` (see :func:`layer`),
     compiled on its own: the loops of :func:`layer` and
-    :func:`fastmlp._kernels.network` call it."""
+    :func:`fastmlp._kernels.network` call it.
+
+    Two more operations split the gradient by batch rows instead of rows
+    of ``W`` (:func:`fastmlp._kernels.network` says when and why):
+
+    SHARE
+        Row task ``t``'s share of the gradient, unscaled, into the
+        layer's blocks of ``grad`` (a buffer of the parameters' layout):
+        ``X[r0:r1].T @ D[r0:r1]`` and ``D[r0:r1].sum(axis=0)``, rows
+        ``[r0, r1)`` of ``rows`` as in FORWARD.
+    COMBINE
+        Task ``t`` of GRADIENT's grid over the rows of ``W``: the sum of
+        the shares, ``grad`` (row task 0's) plus each row of ``Out``
+        (``(n_shares, P)``, row task ``q + 1``'s in row ``q``) in that
+        order, then L2, the division by ``sw_sum`` and the optimizer step
+        as in GRADIENT. ``X`` and ``D`` are not read.
+    """
     n = X.shape[0]
     r0, r1 = _task_rows(t, n_t, rows)
     if op == FORWARD:
@@ -348,12 +371,27 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
     elif op == BACKWARD:
         _mm(_N, _T, r1 - r0, k, m, D, r0 * m, m, theta, wo, m, 0.0, Out, r0 * k, k)
         _derivative_rows(X, Out, r0, r1, act)
+    elif op == SHARE:
+        _mm(_T, _N, k, m, r1 - r0, X, r0 * k, k, D, r0 * m, m, 0.0, grad, wo, m)
+        db = grad[bo:bo + m]
+        for c in range(m):
+            db[c] = 0
+        for r in range(r0, r1):
+            d = D[r]
+            for c in range(m):
+                db[c] += d[c]
     else:
-        # grad[W rows r0:r1] = X[:, r0:r1].T @ D
-        _mm(_T, _N, r1 - r0, m, n, X, r0, k, D, 0, m, 0.0, grad, wo + r0 * m, m)
         lo = wo + r0 * m
         hi = wo + r1 * m
         g = grad[lo:hi]
+        if op == COMBINE:
+            for q in range(Out.shape[0]):
+                s = Out[q, lo:hi]
+                for i in range(hi - lo):
+                    g[i] += s[i]
+        else:
+            # grad[W rows r0:r1] = X[:, r0:r1].T @ D
+            _mm(_T, _N, r1 - r0, m, n, X, r0, k, D, 0, m, 0.0, grad, wo + r0 * m, m)
         w = theta[lo:hi]
         alpha = hyper[H_ALPHA]
         # scikit-learn: (A.T @ D + alpha * W) / sw_sum, a true division
@@ -361,7 +399,16 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
             g[i] = (g[i] + alpha * w[i]) / sw_sum
         if t == n_t - 1:
             # the bias follows W in the buffer: one step covers both
-            _bias_grad(D, sw_sum, grad[bo:bo + m])
+            db = grad[bo:bo + m]
+            if op == COMBINE:
+                for q in range(Out.shape[0]):
+                    s = Out[q, bo:bo + m]
+                    for c in range(m):
+                        db[c] += s[c]
+                for c in range(m):
+                    db[c] /= sw_sum
+            else:
+                _bias_grad(D, sw_sum, db)
             hi = bo + m
         optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper)
 
@@ -407,6 +454,8 @@ def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, neste
     """
     P = theta.shape[0]
     n, k = X.shape
+    if op != FORWARD and op != BACKWARD and op != GRADIENT:
+        raise ValueError("fastmlp: unknown layer operation")
     _check(X, n, k)
     _check_flat(theta, grad)
     if op == FORWARD:

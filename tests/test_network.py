@@ -7,7 +7,10 @@ layer-by-layer sequence took one loop per layer and operation. It claims
 the same bits as that sequence, on any thread count: these tests run both
 on networks whose layers split into different numbers of tasks (one task
 for fewer than 8 rows, four for 300 or 520), and check that arrays which do
-not fit the layout are refused before any task runs.
+not fit the layout are refused before any task runs. With a buffer of
+gradient shares, the gradient is split by batch rows instead: the sums
+differ in the last bits, so those tests compare with a tolerance, check
+each share, and check the bits across thread counts.
 """
 
 import numpy as np
@@ -116,24 +119,34 @@ def _by_layers(net, X, Y, sw, theta, state1, state2, hyper, solver):
     return out, row_loss, deltas, grad
 
 
-def _network(net, X, Y, sw, theta, state1, state2, hyper, solver, gather=False):
+def _n_row_tasks(n):
+    return int(_linalg._n_tasks.py_func(n, _linalg.BR))
+
+
+def _network(net, X, Y, sw, theta, state1, state2, hyper, solver, gather=False, split=False):
     """The batch as :func:`network`'s ROWS and STEPS phases; with
-    ``gather``, ROWS first gathers X's rows from a larger, shuffled array."""
+    ``gather``, ROWS first gathers X's rows from a larger, shuffled array;
+    with ``split``, the gradient is split by batch rows (a buffer of
+    shares is given). Returns the output layer's activations, the row
+    losses, the deltas, the gradient, and the work buffers (activations,
+    shares) for a closer look."""
     L = net.layout
     n = X.shape[0]
     a_off, acts, deltas, row_loss = _buffers(net, n)
     grad = np.zeros_like(theta)
+    shares = np.full((_n_row_tasks(n) - 1) * theta.size if split else 0, np.nan,
+                     net.dtype)
     Xs, bidx = X, _NO_ROWS  # not read: X's type, as the engine passes
     if gather:
         Xs, bidx, X = _scatter(X)
     args = (L.units, L.w_off, L.b_off, net.acts_code, net.head, X, Y, sw, acts, deltas, a_off,
-            row_loss, Xs, bidx)
+            row_loss, Xs, bidx, shares)
     _kernels.network(_kernels.ROWS, 0, n, theta, grad, state1, state2, solver, True, hyper,
                      net.dtype.type(1), *args)
     out = _block(acts, a_off, L.units, len(L.units) - 2, n).copy()
     _kernels.network(_kernels.STEPS, 0, n, theta, grad, state1, state2, solver, True, hyper,
                      sw.sum(dtype=sw.dtype), *args)
-    return out, row_loss, deltas, grad
+    return out, row_loss, deltas, grad, (X, acts, a_off, shares)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -154,13 +167,72 @@ def test_network_phases_equal_the_layer_sequence(dtype, units, n, solver):
         with threads(n_threads):
             got = _network(*mine, solver, gather=gather)
         # outputs, row losses, deltas and gradient
-        for g, e in zip(got, expected):
+        for g, e in zip(got[:4], expected):
             np.testing.assert_array_equal(g, e)
         # theta and the optimizer state took the same step
         for g, e in zip(mine[4:7], ref[4:7]):
             np.testing.assert_array_equal(g, e)
     if solver != NO_STEP:
         assert not np.array_equal(ref[4], problem()[4])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("units, n", [u for u in NETWORKS if u[1] >= 8])
+@pytest.mark.parametrize("solver", [ADAM, SGD, NO_STEP])
+def test_network_split_gradient(dtype, units, n, solver):
+    """With a buffer of shares, each row task's share of every layer's
+    gradient is its rows' ``A.T @ D``; their sum is the gradient of the
+    layer sequence up to rounding, and the same bits on 1 or 2 threads,
+    gathered or not."""
+    activation, head = ("relu", "softmax") if solver != SGD else ("tanh", "identity")
+    seed = len(units) * 1000 + n + solver + 7
+
+    def problem():
+        return _problem(units, n, dtype, activation, head, seed)
+
+    ref = problem()
+    with threads(1):
+        expected = _by_layers(*ref, solver)
+    n_t = _n_row_tasks(n)
+    assert n_t >= 2
+    rtol = 1e-11 if dtype == np.float64 else 2e-5
+    runs = []
+    for n_threads, gather in [(1, False), (2, False), (1, True), (2, True)]:
+        mine = problem()
+        with threads(n_threads):
+            got = _network(*mine, solver, gather=gather, split=True)
+        runs.append((got, mine))
+        # the rows' work is the same as without shares
+        for g, e in zip(got[:3], expected[:3]):
+            np.testing.assert_array_equal(g, e)
+        scale = np.abs(expected[3]).max()
+        np.testing.assert_allclose(got[3], expected[3], rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(mine[4], ref[4], rtol=rtol, atol=rtol * np.abs(ref[4]).max())
+    # each share is its task's rows of A.T @ D (task 0's went into the
+    # gradient, so rows 1.. are checked)
+    net = ref[0]
+    L = net.layout
+    X, acts, a_off, shares = runs[0][0][4]
+    deltas = runs[0][0][2]
+    shares = shares.reshape(n_t - 1, L.size)
+    for t in range(1, n_t):
+        r0, r1 = _linalg._task_rows.py_func(t, n_t, n)
+        for l in range(len(L.units) - 1):
+            A = X if l == 0 else _block(acts, a_off, L.units, l - 1, n)
+            D = _block(deltas, a_off, L.units, l, n)
+            k, m = L.units[l], L.units[l + 1]
+            W = shares[t - 1, L.w_off[l]:L.w_off[l] + k * m].reshape(k, m)
+            want = A[r0:r1].astype(np.float64).T @ D[r0:r1].astype(np.float64)
+            np.testing.assert_allclose(W, want, rtol=rtol, atol=rtol * np.abs(want).max())
+            b = shares[t - 1, L.b_off[l]:L.b_off[l] + m]
+            np.testing.assert_allclose(b, D[r0:r1].astype(np.float64).sum(axis=0), rtol=rtol,
+                                       atol=rtol * np.abs(D).sum(axis=0).max())
+    # same bits whatever the thread count or the gather
+    for got, mine in runs[1:]:
+        for g, e in zip(got[:4], runs[0][0][:4]):
+            np.testing.assert_array_equal(g, e)
+        for g, e in zip(mine[4:7], runs[0][1][4:7]):
+            np.testing.assert_array_equal(g, e)
 
 
 def test_network_predict_phase_writes_every_layer():
@@ -175,22 +247,24 @@ def test_network_predict_phase_writes_every_layer():
         _kernels.network(_kernels.PREDICT, 0, X.shape[0], theta, theta, theta, theta, NO_STEP,
                          False, theta, net.dtype.type(1), L.units, L.w_off, L.b_off,
                          net.acts_code, net.head, X, X, empty, acts, acts, a_off, np.zeros(0),
-                         X, _NO_ROWS)
+                         X, _NO_ROWS, empty)
     np.testing.assert_array_equal(_block(acts, a_off, L.units, 2, X.shape[0]), expected)
 
 
 def _call(phase, net, X, Y, sw, theta, state1, state2, hyper, *, n=None, a_off=None,
           acts=None, deltas=None, row_loss=None, w_off=None, b_off=None, first=0, Xs=None,
-          bidx=_NO_ROWS):
+          bidx=_NO_ROWS, shares=None, grad=None):
     L = net.layout
     n = X.shape[0] if n is None else n
     off, a, d, rl = _buffers(net, X.shape[0])
-    _kernels.network(phase, first, n, theta, np.zeros_like(theta), state1, state2, ADAM, True,
+    grad = np.zeros_like(theta) if grad is None else grad
+    shares = np.zeros(0, theta.dtype) if shares is None else shares
+    _kernels.network(phase, first, n, theta, grad, state1, state2, ADAM, True,
                      hyper, net.dtype.type(3), L.units, L.w_off if w_off is None else w_off,
                      L.b_off if b_off is None else b_off, net.acts_code, net.head, X, Y, sw,
                      a if acts is None else acts, d if deltas is None else deltas,
                      off if a_off is None else a_off, rl if row_loss is None else row_loss,
-                     X if Xs is None else Xs, bidx)
+                     X if Xs is None else Xs, bidx, shares)
 
 
 def _read_only(a):
@@ -204,7 +278,8 @@ def _read_only(a):
     "weights", "loss rows", "input width", "optimizer state", "first layer",
     "overlapping work blocks", "acts are deltas", "overlapping layers",
     "gather: row index too large", "gather: negative row index", "gather: short index",
-    "gather: source width", "gather: source is the batch", "gather: sparse input"])
+    "gather: source width", "gather: source is the batch", "gather: sparse input",
+    "short shares", "short shares (steps)", "shares are the gradient"])
 def test_network_refuses_arrays_that_do_not_fit(case):
     prob = _problem([12, 33, 600, 17, 4], 20, np.float64, "relu", "softmax", seed=5)
     net, X, Y, sw, theta, state1, state2, hyper = prob
@@ -237,6 +312,14 @@ def test_network_refuses_arrays_that_do_not_fit(case):
         kw["a_off"] = _read_only(np.zeros(4))
     elif case == "acts are deltas":
         kw["deltas"] = kw["acts"] = _buffers(net, 20)[1]
+    elif case.startswith("short shares"):
+        # 20 rows are 2 row tasks: one share beside the gradient's
+        kw["shares"] = np.zeros(theta.size - 1)
+        if case.endswith("(steps)"):
+            phase = _kernels.STEPS
+    elif case == "shares are the gradient":
+        kw["grad"] = np.zeros(2 * theta.size)[:theta.size]
+        kw["shares"] = kw["grad"]
     elif case.startswith("gather"):
         Xs, bidx, X = _scatter(X)
         if case == "gather: row index too large":
@@ -265,3 +348,32 @@ def test_network_refuses_arrays_that_do_not_fit(case):
         _call(phase, net, X, Y, sw, theta, state1, state2, hyper, **kw)
     np.testing.assert_array_equal(theta, before)
 
+
+
+def test_gradient_shares_only_where_they_are_small():
+    """The engine splits the gradient by batch rows only where the shares
+    fit in SHARES_MAX_BYTES, and never for a single row task."""
+    cap = _engine.SHARES_MAX_BYTES
+    P = cap // 8
+    # 200 rows are two row tasks: one share beside the gradient
+    assert _engine.gradient_shares(200, P, np.float64).shape == (P,)
+    assert _engine.gradient_shares(200, P + 1, np.float64).size == 0
+    assert _engine.gradient_shares(200, P + 1, np.float32).dtype == np.float32
+    assert _engine.gradient_shares(200, P + 1, np.float32).size == P + 1
+    # 520 rows are six row tasks; 7 rows are one
+    assert _engine.gradient_shares(520, 100, np.float64).size == 5 * 100
+    assert _engine.gradient_shares(7, 100, np.float64).size == 0
+    # what a fit allocates: W1's network on digits-sized batches, not W3's
+    net = _engine.Network(Layout([64, 100, 10]), [ACTIVATIONS["relu"]], HEADS["softmax"],
+                          np.float64)
+    X = np.zeros((300, 64))
+    Y = np.zeros((300, 10))
+    trainer = _engine.StochasticTrainer(net, _engine.Inputs(X, np.float64), Y,
+                                        np.ones(300), 200, ADAM, alpha=1e-4,
+                                        learning_rate_init=1e-3)
+    assert trainer.shares.size == net.layout.size
+    objective = _engine.FullBatchObjective(net, _engine.Inputs(X, np.float64), Y,
+                                           np.ones(300), 1e-4)
+    assert objective.shares.size == 3 * net.layout.size  # 300 rows: four row tasks
+    assert _engine.gradient_shares(256, Layout([200, 512, 512, 256, 10]).size,
+                                   np.float32).size == 0
