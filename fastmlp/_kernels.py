@@ -263,10 +263,6 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
             Dout = block_view(deltas, a_off, L - 1, n, m)
             output_head(Z[r0:r1], Y[r0:r1], sw[r0:r1], head, hyper[H_LOG_EPS], Dout[r0:r1],
                         row_loss[r0:r1])
-            if split:
-                _share(L - 1, i, n_t, first, n, theta, grad, state1, state2, solver,
-                       nesterov, hyper, sw_sum, units, w_off, b_off, X, acts, deltas, a_off,
-                       shares)
             continue
         else:
             lay = L - 1 - (j - n_fwd - 1)
@@ -283,27 +279,17 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
         _call_layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay],
                          b_off[lay], units[lay], units[lay + 1], A, D, Out, act, solver,
                          nesterov, hyper, sw_sum)
-        if op == BACKWARD and split:
-            _share(lay - 1, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
-                   hyper, sw_sum, units, w_off, b_off, X, acts, deltas, a_off, shares)
-
-
-@jit(inline="always")
-def _share(lay, t, n_t, first, n, theta, grad, state1, state2, solver, nesterov, hyper,
-           sw_sum, units, w_off, b_off, X, acts, deltas, a_off, shares):
-    """Row task ``t``'s share of layer ``lay``'s gradient (the SHARE
-    operation of :func:`fastmlp._linalg._layer_task`), right after the task
-    wrote the layer's deltas: task 0's into ``grad``, task ``t``'s into
-    row ``t - 1`` of ``shares``. Layers below ``first`` have kernels of
-    their own."""
-    if lay >= first:
-        P = theta.shape[0]
-        buf = grad if t == 0 else shares[(t - 1) * P:t * P]
-        A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
-        D = block_view(deltas, a_off, lay, n, units[lay + 1])
-        _call_layer_task(np.int64(SHARE), t, n_t, n, theta, buf, state1, state2, w_off[lay],
-                         b_off[lay], units[lay], units[lay + 1], A, D, D, np.int64(IDENTITY),
-                         solver, nesterov, hyper, sw_sum)
+    if phase == ROWS and split:
+        # The task's share of each layer's gradient (task 0's into grad),
+        # while its rows' activations and deltas are in this core's cache;
+        # the deltas written last first.
+        buf = grad if i == 0 else shares[(i - 1) * P:i * P]
+        for lay in range(first, L):
+            A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
+            D = block_view(deltas, a_off, lay, n, units[lay + 1])
+            _call_layer_task(np.int64(SHARE), i, n_t, n, theta, buf, state1, state2,
+                             w_off[lay], b_off[lay], units[lay], units[lay + 1], A, D, D,
+                             np.int64(IDENTITY), solver, nesterov, hyper, sw_sum)
 
 
 @jit()
@@ -410,7 +396,11 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     processes, two threads: W1 0.200-0.205 -> 0.173-0.184 s (one thread
     0.264 -> 0.267-0.273 s); W2 float32 0.703-0.705 -> 0.688-0.700 s,
     float64 1.286 -> 1.253 s; an L-BFGS fit on digits, (100,), 2.2 -> 1.3
-    ms per iteration. The sums differ from the split by rows of ``W`` in
+    ms per iteration. It costs ~0.3-0.7 s more compilation from an empty
+    cache (a first dense digits fit 6.7-6.95 s against 6.1-6.3 s, L-BFGS
+    6.2 against 5.8 s, sparse 9.2 against 8.9 s), about half of it when each task
+    computed its shares right after each layer's deltas (no faster).
+    The sums differ from the split by rows of ``W`` in
     the last bits; which split a fit uses depends on the shapes, the batch
     size and the dtype, never on the thread count.
     """

@@ -383,34 +383,31 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
     else:
         lo = wo + r0 * m
         hi = wo + r1 * m
-        g = grad[lo:hi]
+        # the bias follows W in the buffer: the last task's step covers both
+        end = bo + m if t == n_t - 1 else hi
         if op == COMBINE:
+            g = grad[lo:end]
             for q in range(Out.shape[0]):
-                s = Out[q, lo:hi]
-                for i in range(hi - lo):
+                s = Out[q, lo:end]
+                for i in range(end - lo):
                     g[i] += s[i]
         else:
             # grad[W rows r0:r1] = X[:, r0:r1].T @ D
             _mm(_T, _N, r1 - r0, m, n, X, r0, k, D, 0, m, 0.0, grad, wo + r0 * m, m)
+        g = grad[lo:hi]
         w = theta[lo:hi]
         alpha = hyper[H_ALPHA]
         # scikit-learn: (A.T @ D + alpha * W) / sw_sum, a true division
         for i in range(hi - lo):
             g[i] = (g[i] + alpha * w[i]) / sw_sum
-        if t == n_t - 1:
-            # the bias follows W in the buffer: one step covers both
-            db = grad[bo:bo + m]
+        if end > hi:
+            db = grad[bo:end]
             if op == COMBINE:
-                for q in range(Out.shape[0]):
-                    s = Out[q, bo:bo + m]
-                    for c in range(m):
-                        db[c] += s[c]
                 for c in range(m):
                     db[c] /= sw_sum
             else:
                 _bias_grad(D, sw_sum, db)
-            hi = bo + m
-        optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper)
+        optimizer_step(theta, grad, state1, state2, lo, end, solver, nesterov, hyper)
 
 
 _call_layer_task = call_by_symbol(_layer_task)
