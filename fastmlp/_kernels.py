@@ -401,8 +401,9 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     6.2 against 5.8 s, sparse 9.2 against 8.9 s): half what it cost with
     a call after each layer's deltas instead of one loop of calls after
     them all (1.1-1.4 s more, and W1 no faster). The sums differ from the
-    split by rows of ``W`` in the last bits; which split a fit uses depends on the shapes, the batch
-    size and the dtype, never on the thread count.
+    split by rows of ``W`` in the last bits; which split a fit uses
+    depends on the shapes, the batch size and the dtype, never on the
+    thread count.
     """
     L = w_off.shape[0]
     P = theta.shape[0]
