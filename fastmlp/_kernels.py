@@ -10,8 +10,9 @@ so each kernel compiles at most once per dtype.
 
 :func:`network` runs a batch through every layer in two parallel loops:
 each task of the first carries a block of rows through the forward pass,
-the output head and the deltas; the second does every layer's gradient and
-optimizer step. :func:`loss_grad` sequences the two and the loss; it is
+the output head and the deltas (on small networks, then its rows' share of
+every layer's gradient); the second does every layer's gradient (or adds
+the shares up) and optimizer step. :func:`loss_grad` sequences the two and the loss; it is
 inlined into its compiled callers (``inline="always"``): as a separately
 compiled function it re-optimised and re-generated the machine code of
 everything it calls (see :mod:`fastmlp._engine`), and called from Python
@@ -199,7 +200,8 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
     body and its two wrappers, :func:`network`, the epoch kernels).
 
     Its work is a list of layer operations made by one call site of the
-    layer task. Before the calls by symbol, when each call site linked the
+    layer task, and in ROWS with ``shares`` a loop of SHARE operations by a
+    second. Before the calls by symbol, when each call site linked the
     task's code into the caller, a first dense adam fit on digits from an
     empty cache compiled in 8.0 s with one call site and 8.4 s with three
     (one per operation).
@@ -311,6 +313,14 @@ def _check_gather(X, Xs, bidx, n):
 _call_network_task = call_by_symbol(_network_task)
 
 
+@jit(inline="always")
+def _apart(a, b):
+    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
+    a0 = a.ctypes.data
+    b0 = b.ctypes.data
+    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
+
+
 @jit(parallel=True)
 def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hyper, sw_sum,
             units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss,
@@ -323,10 +333,12 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         of ``acts`` (the output layer's through its head's function).
         ROWS: the forward pass, then :func:`output_head` into ``row_loss``
         and the output block of ``deltas``, then every hidden layer's
-        deltas. STEPS: every layer's weight and bias gradient into
-        ``grad``, each block followed by its optimizer step; call it after
-        ROWS and after any use of the weights before their step (the
-        penalty :func:`l2_sum` of the loss).
+        deltas (with ``shares``, then each task's share of the gradient).
+        STEPS: every layer's weight and bias gradient into ``grad`` (with
+        ``shares``, the sum of the shares ROWS wrote), each block followed
+        by its optimizer step; call it after ROWS and after any use of the
+        weights before their step (the penalty :func:`l2_sum` of the
+        loss).
     first : 0, or 1 when a sparse input's first layer is done apart
         (:func:`fastmlp._linalg.csr_linear_forward`,
         :func:`fastmlp._linalg.csc_linear_grad`); ``X`` is then not read.
@@ -334,13 +346,17 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     Xs, bidx : where ``bidx`` is not empty (a dense input only), ROWS
         first gathers the batch's input, each task its own rows: row ``r``
         of ``X`` is row ``bidx[r]`` of ``Xs``. Not read where it is empty.
-    shares : empty, or at least ``(n_t - 1) * P`` elements, ``n_t`` the
-        batch's row tasks (:func:`fastmlp._linalg._n_tasks` of ``n`` and
-        ``BR``) and ``P`` the parameters; give both phases the same. Where
-        it is not empty, the gradient is split by batch rows: each ROWS
-        task also writes its share of every layer's gradient (task 0's in
-        ``grad``, the others' in ``shares``), and STEPS adds the shares
-        up, in task order, before each block's step.
+    shares : empty, or a contiguous buffer of at least ``(n_t - 1) * P``
+        elements, ``n_t`` the batch's row tasks
+        (:func:`fastmlp._linalg._n_tasks` of ``n`` and ``BR``) and ``P``
+        the parameters. Where it is not empty, the gradient is split by
+        batch rows: each ROWS task also writes its share of every layer's
+        gradient (task 0's in ``grad``, the others' in ``shares``), and
+        STEPS adds the shares up, in task order, before each block's
+        step. ``grad`` must then hold ``P`` elements in ROWS too, and
+        neither may overlap the weights, the optimizer state or the work
+        buffers (checked). Give the STEPS that follows a ROWS the same
+        buffer: STEPS cannot tell shares left over from another batch.
 
     The other arguments are :func:`loss_grad`'s; ``sw_sum`` is used by
     STEPS only, ``Y``, ``sw``, ``row_loss``, ``deltas`` and ``hyper`` by
@@ -427,16 +443,16 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     if fits and train:
         fits = (Y.shape[0] >= n and Y.shape[1] == units[L] and sw.shape[0] >= n
                 and row_loss.shape[0] >= n and hyper.shape[0] >= N_HYPER)
-        a0 = acts.ctypes.data
-        d0 = deltas.ctypes.data
-        fits = fits and (a0 + acts.size * acts.itemsize <= d0
-                         or d0 + deltas.size * deltas.itemsize <= a0)
-        fits = fits and (first == 0 or bidx.shape[0] == 0)
+        fits = fits and _apart(acts, deltas) and (first == 0 or bidx.shape[0] == 0)
     n_t = _n_tasks(n, np.int64(BR))
     if train and shares.shape[0] > 0:
-        fits = (fits and shares.shape[0] >= (n_t - 1) * P
-                and (shares.ctypes.data + shares.size * shares.itemsize <= grad.ctypes.data
-                     or grad.ctypes.data + grad.size * grad.itemsize <= shares.ctypes.data))
+        # ROWS then writes parameter-sized blocks of grad and shares while
+        # other tasks read the weights and the work buffers
+        fits = fits and grad.shape[0] == P and shares.shape[0] >= (n_t - 1) * P
+        for buf in (grad, theta, state1, state2, acts, deltas):
+            fits = fits and _apart(shares, buf)
+        for buf in (theta, state1, state2, acts, deltas):
+            fits = fits and _apart(grad, buf)
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
     _check_flat(theta, grad)

@@ -474,21 +474,31 @@ def test_user_assigned_coefs_are_used():
     assert (clf2.predict(X_iris) == 2).all()
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("hidden", [(64, 32), (512, 512)], ids=["shares", "no-shares"])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
-def test_same_random_state_bit_identical_across_thread_counts(solver):
-    import numba
+def test_same_random_state_bit_identical_across_thread_counts(solver, hidden, sparse):
+    """n_threads=1 and 2 give the same bits, with the gradient split by batch
+    rows (a small network) or by rows of W (a large one)."""
+    from fastmlp import _engine
+    from fastmlp._layout import Layout
+    from fastmlp._threads import resolve_threads
 
     X, y = make_regression(n_samples=700, n_features=30, random_state=0)
-    params = dict(solver=solver, hidden_layer_sizes=(64, 32), max_iter=4, random_state=0,
-                  batch_size=150, learning_rate_init=1e-3)
-    old = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
-            numba.set_num_threads(threads)
-            results.append(MLPRegressor(**params).fit(X, y / y.std()))
-    finally:
-        numba.set_num_threads(old)
+    if sparse:
+        X[np.abs(X) < 0.8] = 0
+        X = sp.csr_matrix(X)
+    layout = Layout([30, *hidden, 1])
+    batch = 300
+    # each fit really runs on two threads (small work runs on one)
+    if resolve_threads(2, batch * layout.n_weights) < 2:
+        pytest.skip("fewer than two threads available")
+    shares = _engine.gradient_shares(700 if solver == "lbfgs" else batch, layout.size,
+                                     np.float64)
+    assert (shares.size > 0) == (hidden == (64, 32))
+    params = dict(solver=solver, hidden_layer_sizes=hidden, max_iter=3, random_state=0,
+                  batch_size=batch, learning_rate_init=1e-3)
+    results = [MLPRegressor(**params, n_threads=t).fit(X, y / y.std()) for t in (1, 2, 1)]
     for other in results[1:]:
         for p, q in zip(results[0].coefs_ + results[0].intercepts_,
                         other.coefs_ + other.intercepts_):

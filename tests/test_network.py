@@ -20,6 +20,7 @@ from fastmlp import _engine, _kernels, _linalg
 from fastmlp._codes import (
     ACTIVATIONS,
     ADAM,
+    H_ALPHA,
     H_LOG_EPS,
     H_LR_T,
     HEAD_ACTIVATIONS,
@@ -235,6 +236,60 @@ def test_network_split_gradient(dtype, units, n, solver):
             np.testing.assert_array_equal(g, e)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_network_split_gradient_with_one_row_task(dtype):
+    """A batch of fewer than 8 rows is one row task: with shares given (as
+    for a short last batch), its share is the whole gradient and STEPS adds
+    no other."""
+    units, n = [3, 5, 2], 7
+
+    def problem():
+        return _problem(units, n, dtype, "relu", "softmax", 11)
+
+    ref = problem()
+    with threads(1):
+        expected = _by_layers(*ref, ADAM)
+    L = ref[0].layout
+    runs = []
+    for n_threads in (1, 2):
+        mine = problem()
+        net, X, Y, sw, theta, state1, state2, hyper = mine
+        a_off, acts, deltas, row_loss = _buffers(net, n)
+        grad = np.zeros_like(theta)
+        shares = np.full(1, np.nan, dtype)  # room for no share: none is written
+        args = (L.units, L.w_off, L.b_off, net.acts_code, net.head, X, Y, sw, acts, deltas,
+                a_off, row_loss, X, _NO_ROWS, shares)
+        with threads(n_threads):
+            for phase, sw_sum in ((_kernels.ROWS, dtype(1)), (_kernels.STEPS, sw.sum())):
+                _kernels.network(phase, 0, n, theta, grad, state1, state2, ADAM, True, hyper,
+                                 sw_sum, *args)
+        assert np.isnan(shares).all()
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(grad, expected[3], rtol=rtol,
+                                   atol=rtol * np.abs(expected[3]).max())
+        runs.append((grad, theta, state1, state2))
+    for g, e in zip(*runs):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_full_batch_objective_splits_the_gradient(dtype):
+    """The L-BFGS objective of a small network uses the shares: its
+    gradient has the bits of network's split phases, not those of the
+    split by rows of ``W``."""
+    net, X, Y, sw, theta, state1, state2, hyper = _problem([12, 33, 4], 300, dtype, "relu",
+                                                           "softmax", 13)
+    sw[:] = 1  # the objective's sum of the weights and numpy's agree exactly
+    objective = _engine.FullBatchObjective(net, _engine.Inputs(X, dtype), Y, sw,
+                                           float(hyper[H_ALPHA]))
+    assert objective.shares.size > 0
+    loss, grad = objective(theta.astype(np.float64))
+    split = _network(net, X, Y, sw, theta.copy(), state1, state2, hyper, NO_STEP, split=True)
+    by_w = _network(net, X, Y, sw, theta.copy(), state1, state2, hyper, NO_STEP)
+    np.testing.assert_array_equal(grad, split[3].astype(np.float64))
+    assert not np.array_equal(grad, by_w[3].astype(np.float64))
+
+
 def test_network_predict_phase_writes_every_layer():
     prob = _problem([70, 300, 520, 9], 130, np.float32, "relu", "softmax", seed=3)
     net, X, Y, sw, theta = prob[:5]
@@ -279,7 +334,8 @@ def _read_only(a):
     "overlapping work blocks", "acts are deltas", "overlapping layers",
     "gather: row index too large", "gather: negative row index", "gather: short index",
     "gather: source width", "gather: source is the batch", "gather: sparse input",
-    "short shares", "short shares (steps)", "shares are the gradient"])
+    "short shares", "short shares (steps)", "shares are the gradient",
+    "shares are the weights", "shares are the deltas", "short gradient with shares"])
 def test_network_refuses_arrays_that_do_not_fit(case):
     prob = _problem([12, 33, 600, 17, 4], 20, np.float64, "relu", "softmax", seed=5)
     net, X, Y, sw, theta, state1, state2, hyper = prob
@@ -320,6 +376,14 @@ def test_network_refuses_arrays_that_do_not_fit(case):
     elif case == "shares are the gradient":
         kw["grad"] = np.zeros(2 * theta.size)[:theta.size]
         kw["shares"] = kw["grad"]
+    elif case == "shares are the weights":
+        kw["shares"] = theta
+    elif case == "shares are the deltas":
+        kw["deltas"] = kw["shares"] = np.zeros(_buffers(net, 20)[1].size + theta.size)
+    elif case == "short gradient with shares":
+        # ROWS writes task 0's share into the gradient
+        kw["grad"] = np.zeros(theta.size - 1)
+        kw["shares"] = np.zeros(theta.size)
     elif case.startswith("gather"):
         Xs, bidx, X = _scatter(X)
         if case == "gather: row index too large":
