@@ -12,11 +12,11 @@ so each kernel compiles at most once per dtype.
 each task of the first carries a block of rows through the forward pass,
 the output head and the deltas (on small networks, then its rows' share of
 every layer's gradient); the second does every layer's gradient (or adds
-the shares up) and optimizer step. :func:`loss_grad` sequences the two and the loss; it is
-inlined into its compiled callers (``inline="always"``): as a separately
-compiled function it re-optimised and re-generated the machine code of
-everything it calls (see :mod:`fastmlp._engine`), and called from Python
-it compiled the kernels of both input kinds. Its callers are the epoch
+the shares up) and optimizer step. :func:`loss_grad` sequences the two and
+the loss; it is inlined into its compiled callers (``inline="always"``):
+as a separately compiled function it re-optimised and re-generated the
+machine code of everything it calls (see :mod:`fastmlp._engine`), and
+called from Python it compiled the kernels of both input kinds. Its callers are the epoch
 kernels and the L-BFGS objective's (:func:`fastmlp._engine.full_batch_dense`
 and ``full_batch_sparse``); called from Python it compiles as usual.
 """
@@ -294,15 +294,20 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
                              np.int64(IDENTITY), solver, nesterov, hyper, sw_sum)
 
 
+@jit(inline="always")
+def _apart(a, b):
+    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
+    a0 = a.ctypes.data
+    b0 = b.ctypes.data
+    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
+
+
 @jit()
 def _check_gather(X, Xs, bidx, n):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
     the rows exist, the widths agree, and no task reads a source row that
     another writes."""
-    x0 = X.ctypes.data
-    s0 = Xs.ctypes.data
-    fits = (bidx.shape[0] >= n and Xs.shape[1] == X.shape[1]
-            and (x0 + X.size * X.itemsize <= s0 or s0 + Xs.size * Xs.itemsize <= x0))
+    fits = bidx.shape[0] >= n and Xs.shape[1] == X.shape[1] and _apart(X, Xs)
     top = Xs.shape[0]
     for r in range(n if fits else 0):
         fits = fits and 0 <= bidx[r] < top
@@ -311,14 +316,6 @@ def _check_gather(X, Xs, bidx, n):
 
 
 _call_network_task = call_by_symbol(_network_task)
-
-
-@jit(inline="always")
-def _apart(a, b):
-    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
-    a0 = a.ctypes.data
-    b0 = b.ctypes.data
-    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
 
 
 @jit(parallel=True)
@@ -362,11 +359,11 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     STEPS only, ``Y``, ``sw``, ``row_loss``, ``deltas`` and ``hyper`` by
     the training phases only (PREDICT takes arrays of their types).
 
-    With ``shares`` empty, the work is that of one :func:`fastmlp._linalg.layer`
-    call per layer and operation, the same row tasks and the same BLAS
-    calls, so the results are bit for bit those of the layer-by-layer
-    sequence; what changes is the number of parallel regions. The forward pass, the head
-    and the deltas only combine a row with itself, so a task carries its
+    With ``shares`` empty, the work is that of one
+    :func:`fastmlp._linalg.layer` call per layer and operation, the same
+    row tasks and the same BLAS calls, so the results are bit for bit those
+    of the layer-by-layer sequence; what changes is the number of parallel
+    regions. The forward pass, the head and the deltas only combine a row with itself, so a task carries its
     rows through all of them without waiting for the others (ROWS); the
     gradients split the rows of each ``W`` (STEPS). Two regions per
     training batch (four with a sparse input, whose first layer has
@@ -395,7 +392,7 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
     STEPS task reads every row of its layer's input and deltas, half of
     them written by the other thread in ROWS, from that thread's cache.
     Split by batch rows, each ROWS task computes ``A_t.T @ D_t`` over its
-    own rows while they are in its cache, right after writing ``D_t``;
+    own rows while they are in its cache, once it has written its deltas;
     STEPS then reads one share of the gradient from the other thread
     instead of half of every layer's activations and deltas. It pays
     where the parameters are few against a batch's activations, and the

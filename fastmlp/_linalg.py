@@ -373,13 +373,8 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
         _derivative_rows(X, Out, r0, r1, act)
     elif op == SHARE:
         _mm(_T, _N, k, m, r1 - r0, X, r0 * k, k, D, r0 * m, m, 0.0, grad, wo, m)
-        db = grad[bo:bo + m]
-        for c in range(m):
-            db[c] = 0
-        for r in range(r0, r1):
-            d = D[r]
-            for c in range(m):
-                db[c] += d[c]
+        # unscaled: a division by 1 leaves every bit as it is
+        _bias_grad(D[r0:r1], theta.dtype.type(1), grad[bo:bo + m])
     else:
         lo = wo + r0 * m
         hi = wo + r1 * m
