@@ -124,19 +124,21 @@ def _n_row_tasks(n):
     return int(_linalg._n_tasks.py_func(n, _linalg.BR))
 
 
-def _network(net, X, Y, sw, theta, state1, state2, hyper, solver, gather=False, split=False):
+def _network(net, X, Y, sw, theta, state1, state2, hyper, solver, gather=False, split=False,
+             shares=None):
     """The batch as :func:`network`'s ROWS and STEPS phases; with
     ``gather``, ROWS first gathers X's rows from a larger, shuffled array;
     with ``split``, the gradient is split by batch rows (a buffer of
-    shares is given). Returns the output layer's activations, the row
+    shares is given; ``shares``, that buffer). Returns the output layer's activations, the row
     losses, the deltas, the gradient, and the work buffers (activations,
     shares) for a closer look."""
     L = net.layout
     n = X.shape[0]
     a_off, acts, deltas, row_loss = _buffers(net, n)
     grad = np.zeros_like(theta)
-    shares = np.full((_n_row_tasks(n) - 1) * theta.size if split else 0, np.nan,
-                     net.dtype)
+    if shares is None:
+        shares = np.full((_n_row_tasks(n) - 1) * theta.size if split else 0, np.nan,
+                         net.dtype)
     Xs, bidx = X, _NO_ROWS  # not read: X's type, as the engine passes
     if gather:
         Xs, bidx, X = _scatter(X)
@@ -249,25 +251,17 @@ def test_network_split_gradient_with_one_row_task(dtype):
     ref = problem()
     with threads(1):
         expected = _by_layers(*ref, ADAM)
-    L = ref[0].layout
     runs = []
     for n_threads in (1, 2):
         mine = problem()
-        net, X, Y, sw, theta, state1, state2, hyper = mine
-        a_off, acts, deltas, row_loss = _buffers(net, n)
-        grad = np.zeros_like(theta)
         shares = np.full(1, np.nan, dtype)  # room for no share: none is written
-        args = (L.units, L.w_off, L.b_off, net.acts_code, net.head, X, Y, sw, acts, deltas,
-                a_off, row_loss, X, _NO_ROWS, shares)
         with threads(n_threads):
-            for phase, sw_sum in ((_kernels.ROWS, dtype(1)), (_kernels.STEPS, sw.sum())):
-                _kernels.network(phase, 0, n, theta, grad, state1, state2, ADAM, True, hyper,
-                                 sw_sum, *args)
+            grad = _network(*mine, ADAM, shares=shares)[3]
         assert np.isnan(shares).all()
         rtol = 1e-12 if dtype == np.float64 else 1e-5
         np.testing.assert_allclose(grad, expected[3], rtol=rtol,
                                    atol=rtol * np.abs(expected[3]).max())
-        runs.append((grad, theta, state1, state2))
+        runs.append((grad, *mine[4:7]))
     for g, e in zip(*runs):
         np.testing.assert_array_equal(g, e)
 
