@@ -96,7 +96,7 @@ from ._kernels import (
     predict_serial,
     predict_serial_blocks,
 )
-from ._linalg import BR, _n_tasks, csr_linear_forward
+from ._linalg import BR, SPARSE_FORWARD, _n_tasks, sparse_layer
 from ._optim import adam_step_size
 
 # Rows per chunk in prediction: bounds the work buffers (PREDICT_CHUNK rows
@@ -108,8 +108,8 @@ def _specialise(func, name, sparse):
     """Compile ``func`` (a closure over the constant ``sparse``) as its own
     kernel named ``name``: Numba prunes the ``if sparse`` branches it does
     not take, here and in the inlined kernels, so a dense fit never compiles
-    the sparse-input kernels (CSR gather, CSR-to-CSC, the CSR forward and
-    CSC gradient of the first layer). The name keeps the variants' cache
+    the sparse-input kernels (CSR gather, CSR-to-CSC, the first layer's
+    :func:`._linalg.sparse_layer`). The name keeps the variants' cache
     files apart."""
     func.__name__ = func.__qualname__ = name
     func.__doc__ = func.__doc__.replace("{input}", "CSR" if sparse else "dense")
@@ -543,7 +543,7 @@ def predict_output(net, theta, inputs):
     each, from Python, on the training path's own compiled kernels:
     :func:`._kernels.network` (PREDICT: one parallel loop whose tasks carry
     a block of rows through every layer, the output layer applying the
-    head's activation), after :func:`._linalg.csr_linear_forward` for a
+    head's activation), after :func:`._linalg.sparse_layer` for a
     sparse input's first layer, with the argument types the epoch kernels
     give them (a test checks it). So a prediction after a fit in the same
     dtype and input kind compiles nothing, where a compiled chunk loop
@@ -567,8 +567,6 @@ def predict_output(net, theta, inputs):
     """
     L = net.layout
     units = L.units.tolist()
-    # csr_linear_forward indexes W by the input's column indices unchecked:
-    # this is the check it relies on (the estimators check X's width too).
     if inputs.n_cols != units[0] or theta.shape != (L.size,):
         raise ValueError("fastmlp: the input or parameters do not fit the network")
     dtype = net.dtype
@@ -581,8 +579,7 @@ def predict_output(net, theta, inputs):
     X, xd, xi, xp = inputs.args()
     sparse = inputs.is_sparse
     if sparse:
-        W0, b0 = L.coef_view(theta, 0), L.intercept_view(theta, 0)
-        act0 = int(net.acts_code[0]) if len(units) > 2 else HEAD_ACTIVATIONS[net.head]
+        act0 = net.acts_code[0] if len(units) > 2 else np.int64(HEAD_ACTIVATIONS[net.head])
     one = dtype.type(1)
     no_rows = _EMPTY[dtype.type]
     no_loss = _EMPTY[np.float64]
@@ -590,8 +587,10 @@ def predict_output(net, theta, inputs):
         stop = min(n, start + chunk)
         rows = stop - start
         if sparse:
-            csr_linear_forward(xd, xi, xp[start : stop + 1], W0, b0,
-                               acts[: rows * units[1]].reshape(rows, units[1]), act0)
+            A0 = acts[: rows * units[1]].reshape(rows, units[1])
+            sparse_layer(SPARSE_FORWARD, xd, xi, xp[start : stop + 1], units[0], theta, theta,
+                         theta, theta, L.w_off[0], L.b_off[0], A0, A0, act0, NO_STEP, False,
+                         theta, one)
         A = X if sparse else X[start:stop]
         # The training arguments PREDICT does not read get arrays of their
         # types (theta, the input, empty vectors), as the epoch kernels'.

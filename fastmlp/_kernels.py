@@ -44,29 +44,16 @@ from ._linalg import (
     FORWARD,
     GRADIENT,
     SHARE,
+    SPARSE_FORWARD,
+    SPARSE_GRADIENT,
     _call_layer_task,
     _check,
     _check_flat,
     _check_step_buffers,
     _n_tasks,
     _task_rows,
-    csc_linear_grad,
-    csr_linear_forward,
+    sparse_layer,
 )
-
-
-@jit()
-def coef_view(theta, units, w_off, l):
-    """Weights of layer ``l`` as a (units[l], units[l + 1]) view of theta."""
-    fi = units[l]
-    fo = units[l + 1]
-    return theta[w_off[l] : w_off[l] + fi * fo].reshape((fi, fo))
-
-
-@jit()
-def intercept_view(theta, units, b_off, l):
-    """Bias of layer ``l`` as a view of theta."""
-    return theta[b_off[l] : b_off[l] + units[l + 1]]
 
 
 @jit()
@@ -337,8 +324,7 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
         weights before their step (the penalty :func:`l2_sum` of the
         loss).
     first : 0, or 1 when a sparse input's first layer is done apart
-        (:func:`fastmlp._linalg.csr_linear_forward`,
-        :func:`fastmlp._linalg.csc_linear_grad`); ``X`` is then not read.
+        (:func:`fastmlp._linalg.sparse_layer`); ``X`` is then not read.
 
     Xs, bidx : where ``bidx`` is not empty (a dense input only), ROWS
         first gathers the batch's input, each task its own rows: row ``r``
@@ -470,8 +456,7 @@ def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hype
 
 
 _call_network = call_by_symbol(network)
-_call_csr_linear_forward = call_by_symbol(csr_linear_forward)
-_call_csc_linear_grad = call_by_symbol(csc_linear_grad)
+_call_sparse_layer = call_by_symbol(sparse_layer)
 
 
 @jit(reassoc=True)
@@ -530,9 +515,9 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     if is_sparse:
         first = np.int64(1)
         act = acts_code[0] if L > 1 else HEAD_ACTIVATIONS[head]
-        _call_csr_linear_forward(xd, xi, xp, coef_view(theta, units, w_off, 0),
-                                 intercept_view(theta, units, b_off, 0),
-                                 block_view(acts, a_off, np.int64(0), n, units[1]), act)
+        A0 = block_view(acts, a_off, np.int64(0), n, units[1])
+        _call_sparse_layer(np.int64(SPARSE_FORWARD), xd, xi, xp, units[0], theta, grad, state1,
+                           state2, w_off[0], b_off[0], A0, A0, act, solver, nesterov, hyper, one)
     _call_network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas,
                   a_off, row_loss, Xs, bidx, shares)
@@ -552,8 +537,9 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
                   a_off, row_loss, Xs, bidx, shares)
     if is_sparse:
         D0 = block_view(deltas, a_off, np.int64(0), n, units[1])
-        _call_csc_linear_grad(cd, cr, cp, D0, theta, grad, state1, state2, w_off[0],
-                              b_off[0], solver, nesterov, hyper, sw_sum)
+        _call_sparse_layer(np.int64(SPARSE_GRADIENT), cd, cr, cp, units[0], theta, grad, state1,
+                           state2, w_off[0], b_off[0], D0, D0, np.int64(IDENTITY), solver,
+                           nesterov, hyper, sw_sum)
     return loss
 
 
@@ -614,9 +600,9 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
             if not np.isfinite(a[k]):
                 finite = False
         for l in range(L):
-            # Slices, not coef_view / intercept_view: a sparse fit alone
-            # compiles those, and calling them here cost ~0.3 s at a first
-            # small prediction from an empty cache.
+            # Slices, not kernels returning views: a kernel compiled for
+            # this call alone cost ~0.3 s at a first small prediction from
+            # an empty cache.
             n_in = units[l]
             m = units[l + 1]
             W = theta[w_off[l] : w_off[l] + n_in * m].reshape((n_in, m))

@@ -26,8 +26,8 @@ np.save(sys.argv[2], clf.predict_proba(X.astype(dtype)))
 print("FILE", fastmlp.__file__)
 print("HITS", sum(_engine.train_epoch_dense.stats.cache_hits.values()))
 from fastmlp import _kernels, _linalg
-sparse = (_linalg.csr_linear_forward, _linalg.csc_linear_grad, _kernels.gather_csr,
-          _kernels.csr_to_csc, _engine.train_epoch_sparse)
+sparse = (_linalg.sparse_layer, _kernels.gather_csr, _kernels.csr_to_csc,
+          _engine.train_epoch_sparse)
 print("SPARSE", sum(len(k.overloads) for k in sparse))
 """
 

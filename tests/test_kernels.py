@@ -809,7 +809,7 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
     # calls are inferred too, means a prediction after a fit compiles nothing.
     for name in ("_engine.full_batch_dense", "_engine.full_batch_sparse", "_kernels.network",
                  "_linalg.layer",
-                 "_linalg.csr_linear_forward",
+                 "_linalg.sparse_layer",
                  "_kernels.predict_serial", "_kernels.predict_serial_blocks",
                  "_engine.train_epoch_dense",
                  "_engine.train_epoch_sparse", "_optim.optimizer_step", "_kernels.csr_to_csc"):

@@ -1,4 +1,4 @@
-"""The dense layer kernel of fastmlp._linalg, on awkward shapes.
+"""The layer kernels of fastmlp._linalg, on awkward shapes.
 
 :func:`fastmlp._linalg.layer` splits its output into a fixed grid of
 row-block tasks, each one single-threaded BLAS call. These tests check each
@@ -17,6 +17,7 @@ import textwrap
 import numba
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from fastmlp import _engine, _linalg, _optim
 from fastmlp._codes import ADAM, H_LR_T, IDENTITY, NO_STEP, RELU, SGD, TANH
@@ -259,3 +260,148 @@ def test_strided_arrays_are_refused():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def _compressed(A):
+    """``A`` as CSR and CSC arrays (data, int64 indices, int64 pointers)."""
+    csr, csc = sp.csr_matrix(A), sp.csc_matrix(A)
+    return tuple((x.data, x.indices.astype(np.int64), x.indptr.astype(np.int64))
+                 for x in (csr, csc))
+
+
+def _sparse(op, arrays, k, theta, grad, state1, state2, wo, bo, D, Out, act, solver, hyper,
+            sw_sum):
+    _linalg.sparse_layer(op, *arrays, k, theta, grad, state1, state2, wo, bo, D, Out, act,
+                         solver, True, hyper, theta.dtype.type(sw_sum))
+
+
+def _sparse_all(A, W, b, D):
+    """SPARSE_FORWARD (relu and tanh) and SPARSE_GRADIENT with an Adam step
+    of the layer on A, as its layer-sized outputs and the whole buffers."""
+    n, k = A.shape
+    m = W.shape[1]
+    csr, csc = _compressed(A)
+    theta, wo, bo = _pack(W, b)
+    out = []
+    for act in (RELU, TANH):
+        Z = np.full((n, m), np.nan, A.dtype)
+        _sparse(_linalg.SPARSE_FORWARD, csr, k, theta, theta, theta, theta, wo, bo, D, Z, act,
+                NO_STEP, theta, 1.0)
+        out.append(Z)
+    rng = np.random.RandomState(7)
+    grad = np.full_like(theta, np.nan)
+    m1 = rng.normal(scale=0.1, size=theta.size).astype(A.dtype)
+    m2 = rng.uniform(0.0, 0.1, size=theta.size).astype(A.dtype)
+    hyper = _engine.make_hyper(A.dtype, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
+                               epsilon=1e-8, alpha=0.3)
+    hyper[H_LR_T] = 0.004
+    _sparse(_linalg.SPARSE_GRADIENT, csc, k, theta, grad, m1, m2, wo, bo, D, D, IDENTITY,
+            ADAM, hyper, 7.0)
+    return out + [theta, grad, m1, m2]
+
+
+def _sparse_data(n, k, m, dtype, seed):
+    A, W, b, D = _data(n, k, m, dtype, seed)
+    A[n // 2] = 0  # an empty row
+    A[:, k // 2] = 0  # an empty column
+    return A, W, b, D
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_sparse_layer_matches_the_dense_layer(shape, dtype):
+    """A sparse input's first layer: the forward pass and the gradient with
+    its Adam step are the dense layer's on the same matrix, up to rounding
+    (the sums run in another order), and touch nothing outside the layer."""
+    n, k, m = shape
+    A, W, b, D = _sparse_data(n, k, m, dtype, seed=n * 7 + k * 3 + m)
+    got = _sparse_all(A, W, b, D)
+    want = [_forward(A, W, b, RELU), _forward(A, W, b, TANH), *_adam_grad_step(A, D, W, b)]
+    theta0, wo, bo = _pack(W, b)
+    for g, e in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g[:, :] if g.ndim == 2 else g[wo:bo + m],
+                                   e if e.ndim == 2 else e[wo:bo + m], **_tol(dtype))
+    # outside the layer's block: the weights and moments as they were, no
+    # gradient written
+    for g, before in zip(got[2::2], (theta0, np.random.RandomState(7).normal(
+            scale=0.1, size=theta0.size).astype(dtype))):
+        np.testing.assert_array_equal(g[:wo], before[:wo])
+        np.testing.assert_array_equal(g[bo + m:], before[bo + m:])
+    grad = got[3]
+    assert np.isnan(grad[:wo]).all() and np.isnan(grad[bo + m:]).all()
+    assert not np.isnan(grad[wo:bo + m]).any()
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_sparse_layer_bit_identical_across_threads_and_repeats(dtype):
+    for n, k, m in SHAPES[::2]:
+        A, W, b, D = _sparse_data(n, k, m, dtype, seed=5 * n + k + 3 * m)
+        with threads(1):
+            first = _sparse_all(A, W, b, D)
+        with threads(2):
+            for _ in range(5):
+                for g, e in zip(_sparse_all(A, W, b, D), first):
+                    np.testing.assert_array_equal(g, e, err_msg=f"shape {(n, k, m)}")
+
+
+@pytest.mark.parametrize("case", [
+    "valid", "csr: short pointers", "csr: decreasing pointers", "csr: negative first pointer",
+    "csr: pointers past the data", "csr: pointers past the indices",
+    "csr: column index too large", "csr: negative column index", "csc: short pointers",
+    "csc: pointers past the data", "csc: row index too large", "csc: negative row index",
+    "csc: the CSR arrays", "unknown operation", "offsets", "output rows", "delta rows",
+    "optimizer state"])
+def test_sparse_layer_refuses_arrays_that_do_not_fit(case):
+    """Every array the loops index is checked before them: a bad pointer or
+    index, shape or offset raises, the buffers untouched."""
+    n, k, m = 20, 12, 6
+    A, W, b, D = _sparse_data(n, k, m, np.float64, seed=2)
+    theta, wo, bo = _pack(W, b)
+    before = theta.copy()
+    csr, csc = _compressed(A)
+    fmt = case[:3] if case[:3] in ("csr", "csc") else "csc"
+    data, indices, ptr = (x.copy() for x in (csr if fmt == "csr" else csc))
+    Z = np.zeros((n, m))
+    state2 = np.zeros_like(theta)
+    op = _linalg.SPARSE_FORWARD if fmt == "csr" else _linalg.SPARSE_GRADIENT
+    what = case[5:]
+    if what == "short pointers":
+        ptr = ptr[:-1]
+    elif what == "decreasing pointers":
+        ptr[5] = ptr[7] + 1
+    elif what == "negative first pointer":
+        ptr[0] = -1
+    elif what == "pointers past the data":
+        data = data[:-1]
+    elif what == "pointers past the indices":
+        indices = indices[:-1]
+    elif what.endswith("index too large"):
+        indices[3] = k if fmt == "csr" else n
+    elif what.startswith("negative"):
+        indices[-1] = -1
+    elif what == "the CSR arrays":
+        data, indices, ptr = csr
+    elif case == "unknown operation":
+        op = _linalg.GRADIENT
+    elif case == "offsets":
+        bo += 1
+    elif case == "output rows":
+        op, (data, indices, ptr) = _linalg.SPARSE_FORWARD, csr
+        Z = Z[:-1].copy()
+    elif case == "delta rows":
+        D = D[:-1].copy()
+    elif case == "optimizer state":
+        state2 = state2[:-1].copy()
+    args = ((data, indices, ptr), k, theta, np.zeros_like(theta), np.zeros_like(theta), state2,
+            wo, bo, D, Z, RELU, ADAM, _engine.make_hyper(np.float64, learning_rate=0.1), 3.0)
+    if case == "valid":
+        _sparse(_linalg.SPARSE_FORWARD, csr, *args[1:])
+        assert Z.any()
+        _sparse(op, *args)
+        assert not np.array_equal(theta, before)
+        return
+    with pytest.raises(ValueError, match="fastmlp: "):
+        _sparse(op, *args)
+    np.testing.assert_array_equal(theta, before)

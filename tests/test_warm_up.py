@@ -73,7 +73,7 @@ def test_warm_up_covers_every_configuration():
     assert result["ready"]["fastmlp._kernels.predict_serial_blocks"] == 1
     # large predictions run on the fit's network kernel, called from Python
     assert result["ready"]["fastmlp._kernels.network"] == 1
-    assert result["ready"]["fastmlp._linalg.csr_linear_forward"] == 1
+    assert result["ready"]["fastmlp._linalg.sparse_layer"] == 1
     assert result["after"] == result["ready"]
 
 
