@@ -7,9 +7,10 @@ Fits and predictions run these tasks from :func:`fastmlp._kernels.network`
 (a whole batch in two parallel loops); :func:`layer` runs one layer's
 operation as a loop of its own (the tests and ``bench/linalg_bench.py``
 use it). A sparse input's first layer is :func:`sparse_layer`'s, from the
-input's CSR rows forward and its CSC columns for the gradient. A layer's operation is a FIXED grid of row blocks, and
-each task makes one single-threaded BLAS ``gemm`` call on its block
-(:func:`_mm`: NumPy's own OpenBLAS where NumPy ships one, else scipy's
+input's CSR rows forward and its CSC columns for the gradient. A layer's
+operation is a FIXED grid of row blocks, and each task makes one
+single-threaded BLAS ``gemm`` call on its block (:func:`_mm`: NumPy's own
+OpenBLAS where NumPy ships one, else scipy's
 through Numba's ``numba_xxgemm`` helper; :mod:`fastmlp._blas` says why),
 then applies the bias, activation or derivative to its rows. The grid
 depends only on the array shapes, never on the thread count, and BLAS runs
