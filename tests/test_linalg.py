@@ -96,16 +96,22 @@ def _backward(D, W, Aprev, act):
     return Dprev
 
 
+def _adam_state(size, dtype):
+    """Moments of a second Adam step (nonzero) and its hyper-parameters."""
+    rng = np.random.RandomState(7)
+    m1 = rng.normal(scale=0.1, size=size).astype(dtype)
+    m2 = rng.uniform(0.0, 0.1, size=size).astype(dtype)
+    hyper = _engine.make_hyper(dtype, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
+                               epsilon=1e-8, alpha=0.3)
+    hyper[H_LR_T] = 0.004
+    return m1, m2, hyper
+
+
 def _adam_grad_step(A, D, W, b):
     """Gradient and one fused Adam step (as a second step: moments nonzero)."""
     theta, wo, bo = _pack(W, b)
-    rng = np.random.RandomState(7)
-    m1 = rng.normal(scale=0.1, size=theta.size).astype(A.dtype)
-    m2 = rng.uniform(0.0, 0.1, size=theta.size).astype(A.dtype)
+    m1, m2, hyper = _adam_state(theta.size, A.dtype)
     grad = np.zeros_like(theta)
-    hyper = _engine.make_hyper(A.dtype, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
-                               epsilon=1e-8, alpha=0.3)
-    hyper[H_LR_T] = 0.004
     _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=grad, state1=m1, state2=m2,
            solver=ADAM, hyper=hyper, sw_sum=7.0)
     return theta, grad, m1, m2
@@ -288,13 +294,8 @@ def _sparse_all(A, W, b, D):
         _sparse(_linalg.SPARSE_FORWARD, csr, k, theta, theta, theta, theta, wo, bo, D, Z, act,
                 NO_STEP, theta, 1.0)
         out.append(Z)
-    rng = np.random.RandomState(7)
     grad = np.full_like(theta, np.nan)
-    m1 = rng.normal(scale=0.1, size=theta.size).astype(A.dtype)
-    m2 = rng.uniform(0.0, 0.1, size=theta.size).astype(A.dtype)
-    hyper = _engine.make_hyper(A.dtype, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
-                               epsilon=1e-8, alpha=0.3)
-    hyper[H_LR_T] = 0.004
+    m1, m2, hyper = _adam_state(theta.size, A.dtype)
     _sparse(_linalg.SPARSE_GRADIENT, csc, k, theta, grad, m1, m2, wo, bo, D, D, IDENTITY,
             ADAM, hyper, 7.0)
     return out + [theta, grad, m1, m2]
@@ -324,8 +325,7 @@ def test_sparse_layer_matches_the_dense_layer(shape, dtype):
                                    e if e.ndim == 2 else e[wo:bo + m], **_tol(dtype))
     # outside the layer's block: the weights and moments as they were, no
     # gradient written
-    for g, before in zip(got[2::2], (theta0, np.random.RandomState(7).normal(
-            scale=0.1, size=theta0.size).astype(dtype))):
+    for g, before in zip(got[2::2], (theta0, _adam_state(theta0.size, dtype)[0])):
         np.testing.assert_array_equal(g[:wo], before[:wo])
         np.testing.assert_array_equal(g[bo + m:], before[bo + m:])
     grad = got[3]
