@@ -77,7 +77,7 @@ def relu_derivative_row(a, d):
         d[c] = zero if a[c] == zero else kept(v)
 
 
-@jit()
+@jit(internal=True)
 def activate(z, act):
     """Apply activation ``act`` to the 1-D row ``z`` in place.
 
@@ -112,7 +112,7 @@ def activate(z, act):
     # IDENTITY: nothing to do
 
 
-@jit()
+@jit(internal=True)
 def derivative(a, d, act):
     """Multiply the delta row ``d`` in place by ``act``'s derivative.
 

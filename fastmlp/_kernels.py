@@ -56,13 +56,13 @@ from ._linalg import (
 )
 
 
-@jit()
+@jit(internal=True)
 def block_view(buf, off, l, n, m):
     """Rows ``0..n`` of layer ``l``'s (n, m) block in a flat work buffer."""
     return buf[off[l] : off[l] + n * m].reshape((n, m))
 
 
-@jit()
+@jit(internal=True)
 def _xlogy(x, y):
     # scipy.special.xlogy: 0 where x == 0, else x * log(y).
     if x == 0:
@@ -70,7 +70,7 @@ def _xlogy(x, y):
     return x * np.log(y)
 
 
-@jit()
+@jit(internal=True)
 def output_head(Z, Y, sw, head, log_eps, D, row_loss):
     """The per-row loss and the output delta of the output activations.
 
@@ -119,7 +119,7 @@ def output_head(Z, Y, sw, head, log_eps, D, row_loss):
             d[c] = (z[c] - y[c]) * w
 
 
-@jit()
+@jit(internal=True)
 def gather_rows(X, idx, start, n, out):
     """Copy rows ``X[idx[start:start + n]]`` into ``out[:n]``.
 
@@ -134,7 +134,7 @@ def gather_rows(X, idx, start, n, out):
             dst[j] = src[j]
 
 
-@jit()
+@jit(internal=True)
 def gather_csr(data, indices, indptr, idx, start, n, bdata, bindices, bindptr):
     """Copy CSR rows ``idx[start:start + n]`` into the batch CSR buffers."""
     bindptr[0] = 0
@@ -176,7 +176,7 @@ ROWS = 1  # the forward pass, the output head's loss and deltas, the deltas of e
 STEPS = 2  # every layer's weight gradient and optimizer step
 
 
-@jit()
+@jit(internal=True)
 def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
                   hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
                   deltas, a_off, row_loss, Xs, bidx, shares):
@@ -289,7 +289,7 @@ def _apart(a, b):
     return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
 
 
-@jit()
+@jit(internal=True)
 def _check_gather(X, Xs, bidx, n):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
     the rows exist, the widths agree, and no task reads a source row that
@@ -543,7 +543,7 @@ def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off
     return loss
 
 
-@jit()
+@jit(internal=True)
 def _serial_width(theta, units, w_off, b_off, acts_code, X, out):
     """The widest layer, once every extent the serial kernels index without
     bounds checks is checked; raises ValueError where the arrays do not fit

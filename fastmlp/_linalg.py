@@ -266,7 +266,7 @@ def _task_rows(t, n_tasks, n):
     return r0, r1
 
 
-@jit()
+@jit(internal=True)
 def _check(X, rows, cols):
     """Raise unless ``X`` is a C-contiguous (rows, cols) matrix: BLAS reads
     it through a raw pointer with row stride ``cols``."""
@@ -322,7 +322,7 @@ def _l2_scale(g, w, alpha, sw_sum):
         g[i] = (g[i] + alpha * w[i]) / sw_sum
 
 
-@jit()
+@jit(internal=True)
 def _check_flat(theta, grad):
     """Raise unless ``theta`` and ``grad`` are contiguous vectors: BLAS reads
     the weights and writes the gradient through raw pointers at offsets
@@ -332,7 +332,7 @@ def _check_flat(theta, grad):
         raise ValueError("fastmlp: parameter buffers must be contiguous")
 
 
-@jit()
+@jit(internal=True)
 def _check_step_buffers(theta, grad, state1, state2, solver, hyper):
     """Raise unless the gradient and the optimizer state the solver uses
     cover ``theta``, and ``hyper`` has every slot."""
@@ -356,7 +356,7 @@ SHARE = 3
 COMBINE = 4
 
 
-@jit()
+@jit(internal=True)
 def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, D, Out,
                 act, solver, nesterov, hyper, sw_sum):
     """Task ``t`` of ``n_t`` of one layer's operation ``op`` (see :func:`layer`),
@@ -490,7 +490,7 @@ SPARSE_FORWARD = 5
 SPARSE_GRADIENT = 6
 
 
-@jit()
+@jit(internal=True)
 def _check_compressed(data, indices, ptr, n, width):
     """Raise unless ``(data, indices, ptr)`` is a compressed matrix of ``n``
     rows (CSR; columns for CSC) of ``width`` columns (CSC: rows): the
@@ -512,7 +512,7 @@ def _check_compressed(data, indices, ptr, n, width):
         raise ValueError("fastmlp: the sparse input does not fit the layer")
 
 
-@jit()
+@jit(internal=True)
 def _sparse_task(op, t, n_t, rows, data, indices, ptr, theta, grad, state1, state2, wo, bo,
                  k, m, D, Out, act, solver, nesterov, hyper, sw_sum):
     """Task ``t`` of ``n_t`` of :func:`sparse_layer`, compiled on its own

@@ -43,7 +43,7 @@ from ._codes import (
 from ._jit import jit
 
 
-@jit()
+@jit(internal=True)
 def optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper):
     """One optimizer step on elements ``[lo, hi)``, in place.
 

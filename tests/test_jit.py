@@ -10,7 +10,7 @@ MODULE = """
 from fastmlp._jit import call_by_symbol, jit
 
 
-@jit()
+@jit(internal=True)
 def callee(x, out):
     if x < 0:
         raise ValueError("negative input")
@@ -110,6 +110,33 @@ def test_call_by_symbol_needs_a_module_level_kernel():
 
     with pytest.raises(ValueError, match="module-level kernel"):
         call_by_symbol(njit(lambda x: x))
+
+
+def test_internal_kernels_refuse_calls_from_python():
+    """A kernel compiled without its CPython entry point (``internal=True``)
+    raises a clear TypeError when Python calls it, where Numba would crash
+    the process; compiled code calls it as usual."""
+    import numpy as np
+    from native import native
+
+    from fastmlp import _engine, _kernels, _linalg, _optim
+    from fastmlp._codes import SGD
+
+    for kernel in (_optim.optimizer_step, _kernels._network_task, _linalg._layer_task,
+                   _linalg._check_compressed, _kernels.output_head):
+        assert kernel.targetoptions["no_cpython_wrapper"], kernel
+        with pytest.raises(TypeError, match="internal fastmlp kernel: only compiled code"):
+            kernel(1, 2)
+    theta = np.zeros(4)
+    hyper = _engine.make_hyper(np.float64, learning_rate=0.5, momentum=0.0)
+    with pytest.raises(TypeError, match="fastmlp._optim.optimizer_step is an internal"):
+        _optim.optimizer_step(theta, np.ones(4), np.zeros(4), np.zeros(4), 0, 4, SGD, False,
+                              hyper)
+    native(_optim.optimizer_step)(theta, np.ones(4), np.zeros(4), np.zeros(4), 1, 3, SGD,
+                                  False, hyper)
+    np.testing.assert_array_equal(theta, [0.0, -0.5, -0.5, 0.0])
+    # the kernels Python calls keep their entry point
+    assert not _kernels.network.targetoptions.get("no_cpython_wrapper", False)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

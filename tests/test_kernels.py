@@ -19,6 +19,7 @@ from numba.core import compiler, ir, rewrites, typed_passes, types
 from numba.core.dispatcher import Dispatcher
 
 import reference as ref
+from native import native
 from fastmlp import _activations, _engine, _kernels, _linalg, _optim
 from fastmlp._codes import ACTIVATIONS, ADAM, H_LR_T, HEADS, NO_STEP, RELU, SGD
 from fastmlp._layout import Layout
@@ -27,6 +28,8 @@ DTYPES = [np.float64, np.float32]
 ACT_NAMES = ["identity", "logistic", "tanh", "relu"]
 HEAD_NAMES = ["softmax", "logistic", "identity", "exp"]
 KERNEL_MODULES = [_kernels, _linalg, _optim, _engine, _activations]
+# an internal kernel: called from compiled code (tests/native.py)
+optimizer_step = native(_optim.optimizer_step)
 
 N_SAMPLES = 40
 N_FEATURES = 6
@@ -336,12 +339,12 @@ def test_sgd_step_matches_closed_form(momentum, nesterov, dtype):
         lr, mom = dt(lrs[step]), dt(momentum)
         hyper = _engine.make_hyper(dtype, learning_rate=lrs[step], momentum=momentum)
         before = theta.copy(), velocity.copy()
-        _optim.optimizer_step(theta, grad, velocity, velocity, 0, LO, SGD, nesterov, hyper)
-        _optim.optimizer_step(theta, grad, velocity, velocity, LO, HI, SGD, nesterov, hyper)
-        _optim.optimizer_step(theta, grad, velocity, velocity, HI, N_OPT, SGD, nesterov, hyper)
-        _optim.optimizer_step(theta, grad, velocity, velocity, 7, 7, SGD, nesterov, hyper)
+        optimizer_step(theta, grad, velocity, velocity, 0, LO, SGD, nesterov, hyper)
+        optimizer_step(theta, grad, velocity, velocity, LO, HI, SGD, nesterov, hyper)
+        optimizer_step(theta, grad, velocity, velocity, HI, N_OPT, SGD, nesterov, hyper)
+        optimizer_step(theta, grad, velocity, velocity, 7, 7, SGD, nesterov, hyper)
         part = before[0].copy(), before[1].copy()
-        _optim.optimizer_step(part[0], grad, part[1], part[1], LO, HI, SGD, nesterov, hyper)
+        optimizer_step(part[0], grad, part[1], part[1], LO, HI, SGD, nesterov, hyper)
         _outside_unchanged(before[0], part[0])
         _outside_unchanged(before[1], part[1])
         np.testing.assert_array_equal(part[0][LO:HI], theta[LO:HI])
@@ -384,15 +387,15 @@ def test_adam_step_matches_closed_form(dtype):
                                    epsilon=eps)
         hyper[H_LR_T] = lr_t
         before = theta.copy(), m.copy(), v.copy()
-        _optim.optimizer_step(theta, grad, m, v, 0, N_OPT, ADAM, False, hyper)
+        optimizer_step(theta, grad, m, v, 0, N_OPT, ADAM, False, hyper)
         part = tuple(x.copy() for x in before)
-        _optim.optimizer_step(*part[:1], grad, *part[1:], LO, HI, ADAM, False, hyper)
+        optimizer_step(*part[:1], grad, *part[1:], LO, HI, ADAM, False, hyper)
         for x, y in zip(before, part):
             _outside_unchanged(x, y)
         np.testing.assert_array_equal(part[0][LO:HI], theta[LO:HI])
         # NO_STEP (L-BFGS's gradient-only calls) changes nothing
         same = tuple(x.copy() for x in before)
-        _optim.optimizer_step(*same[:1], grad, *same[1:], 0, N_OPT, NO_STEP, False, hyper)
+        optimizer_step(*same[:1], grad, *same[1:], 0, N_OPT, NO_STEP, False, hyper)
         for x, y in zip(before, same):
             np.testing.assert_array_equal(x, y)
 
@@ -737,7 +740,7 @@ def _exercise_every_kernel():
         A = np.ones((4, 2), dtype=dtype)
         _linalg.layer(_linalg.FORWARD, x, x, x, x, 0, 6, A, A, np.zeros((4, 3), dtype),
                       RELU, NO_STEP, False, hyper, dt(1))
-        _optim.optimizer_step(x, x.copy(), x.copy(), x.copy(), 0, 10, SGD, True, hyper)
+        optimizer_step(x, x.copy(), x.copy(), x.copy(), 0, 10, SGD, True, hyper)
         _optim.adam_step_size(0.01, 0.9, 0.999, 3)
 
 
@@ -919,7 +922,7 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         assert got.tobytes() == expected.tobytes(), m
         got = Z.copy()
         for row in got:  # the row-wise form the CSR input's first layer uses
-            _activations.activate(row, RELU)
+            native(_activations.activate)(row, RELU)
         assert got.tobytes() == expected.tobytes(), m
 
         D = rng.standard_normal((6, m)).astype(dtype)
@@ -931,7 +934,7 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         assert got_d.tobytes() == expected_d.tobytes(), m
         got_d = D.copy()
         for a, d in zip(expected, got_d):
-            _activations.derivative(a, d, RELU)
+            native(_activations.derivative)(a, d, RELU)
         assert got_d.tobytes() == expected_d.tobytes(), m
 
 

@@ -16,6 +16,7 @@ each share, and check the bits across thread counts.
 import numpy as np
 import pytest
 
+from native import native
 from fastmlp import _engine, _kernels, _linalg
 from fastmlp._codes import (
     ACTIVATIONS,
@@ -105,8 +106,8 @@ def _by_layers(net, X, Y, sw, theta, state1, state2, hyper, solver):
                       A, A, Z, act, NO_STEP, False, theta, one)
         A = Z
     out = A.copy()
-    _kernels.output_head(A, Y, sw, net.head, hyper[H_LOG_EPS],
-                         _block(deltas, a_off, units, n_layers - 1, n), row_loss)
+    native(_kernels.output_head)(A, Y, sw, net.head, hyper[H_LOG_EPS],
+                                 _block(deltas, a_off, units, n_layers - 1, n), row_loss)
     sw_sum = sw.sum(dtype=sw.dtype)
     for l in range(n_layers - 1, -1, -1):
         D = _block(deltas, a_off, units, l, n)
