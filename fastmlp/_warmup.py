@@ -11,8 +11,8 @@ _DTYPES = ("float64", "float32")
 def warm_up(dtypes=_DTYPES):
     """Compile, or load from the on-disk cache, every fastmlp kernel.
 
-    A process's first fit in a dtype compiles the kernels it needs (tens of
-    seconds on a small machine) unless Numba's on-disk cache already holds
+    A process's first fit in a dtype compiles the kernels it needs (6-9 s
+    on the 2-core machine of bench/README.md, dense or sparse input) unless Numba's on-disk cache already holds
     them; later processes then only load them (a fraction of a second). Call
     this once where the cache will be kept, for example while building a
     container image or right after installing, so that no user fit pays for
