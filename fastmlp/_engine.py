@@ -256,7 +256,9 @@ def gradient_shares(n_rows, n_params, dtype):
     and the dtype only, never on the thread count, so results do not
     depend on the thread count either.
     """
-    size = (int(_n_tasks.py_func(int(n_rows), BR)) - 1) * int(n_params)
+    # the Python function (a plain one already with NUMBA_DISABLE_JIT=1)
+    n_tasks = getattr(_n_tasks, "py_func", _n_tasks)
+    size = (int(n_tasks(int(n_rows), BR)) - 1) * int(n_params)
     if size <= 0 or size * np.dtype(dtype).itemsize > SHARES_MAX_BYTES:
         return _EMPTY[np.dtype(dtype).type]
     return np.zeros(size, dtype=dtype)

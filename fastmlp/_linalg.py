@@ -99,7 +99,7 @@ import ctypes
 
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import config, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -124,8 +124,8 @@ _T = 116  # ord("t"): BLAS "transpose"
 
 
 @intrinsic
-def _gemm(typingctx, transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta,
-          C, c_off, ldc):
+def _gemm_blas(typingctx, transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta,
+               C, c_off, ldc):
     """Column-major ``C = alpha op(A) @ op(B) + beta C`` by BLAS ``?gemm``.
 
     ``A``, ``B``, ``C`` are arrays of one float dtype; each operand starts
@@ -191,6 +191,29 @@ def _gemm(typingctx, transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ld
             as_intp(lc, tys[15])))
 
     return sig, codegen
+
+
+def _gemm_numpy(transa, transb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off,
+                ldc):
+    """:func:`_gemm_blas` as NumPy code, for ``NUMBA_DISABLE_JIT=1`` (the
+    kernels then run as Python, where an intrinsic cannot): the same
+    operands, read and written through strided views of the flat arrays."""
+
+    def block(X, off, ld, rows, cols):  # column-major, leading dimension ld
+        flat = X.reshape(-1)
+        return np.lib.stride_tricks.as_strided(
+            flat[off:], shape=(rows, cols), strides=(flat.itemsize, ld * flat.itemsize))
+
+    op_a = block(A, a_off, lda, m, k) if transa == _N else block(A, a_off, lda, k, m).T
+    op_b = block(B, b_off, ldb, k, n) if transb == _N else block(B, b_off, ldb, n, k).T
+    out = block(C, c_off, ldc, m, n)
+    product = alpha * (op_a @ op_b)
+    # as BLAS, beta == 0 does not read C
+    out[...] = product if beta == 0 else beta * out + product
+    return 0
+
+
+_gemm = _gemm_numpy if config.DISABLE_JIT else _gemm_blas
 
 
 @jit(inline="always")

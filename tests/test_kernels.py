@@ -957,3 +957,49 @@ def test_relu_runs_as_python_with_jit_disabled():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0.0, 0.0, 2.0, nan] [0.0, 0.0, 1.0, 1.0]"
+
+
+_JIT_DISABLED_FITS = """
+import sys
+import numpy as np
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+from fastmlp import MLPClassifier
+
+X, y = load_digits(return_X_y=True)
+X, y = X[:200] / 16, y[:200]
+out = {}
+for name, solver, data in [("adam", "adam", X), ("sgd", "sgd", X), ("lbfgs", "lbfgs", X),
+                           ("csr", "adam", sp.csr_matrix(X)), ("f32", "adam", X.astype(np.float32))]:
+    m = MLPClassifier((8, 6), solver=solver, max_iter=3, batch_size=64, random_state=0)
+    m.fit(data, y)
+    out[name] = np.concatenate([c.ravel() for c in m.coefs_ + m.intercepts_]
+                               + [m.predict_proba(data[:7]).ravel()])
+np.savez(sys.argv[1], **out)
+"""
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fits_run_as_python_with_jit_disabled(tmp_path):
+    """With NUMBA_DISABLE_JIT=1 (debugging a kernel in Python) the kernels
+    run as Python and the BLAS intrinsic as NumPy (``_linalg._gemm_numpy``):
+    fits and predictions of every solver, a sparse input and float32 give
+    the compiled kernels' results to rounding."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    for name in ("compiled", "python"):
+        res = subprocess.run([sys.executable, "-c", _JIT_DISABLED_FITS,
+                              str(tmp_path / f"{name}.npz")],
+                             env=env if name == "python" else os.environ, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+    compiled = np.load(tmp_path / "compiled.npz")
+    python = np.load(tmp_path / "python.npz")
+    assert sorted(python.files) == sorted(compiled.files) == ["adam", "csr", "f32", "lbfgs", "sgd"]
+    for name in compiled.files:
+        rtol = 1e-4 if name == "f32" else 1e-9
+        np.testing.assert_allclose(python[name], compiled[name], rtol=rtol, atol=rtol,
+                                   err_msg=name)
