@@ -171,7 +171,9 @@ def jit(parallel=False, inline="never", reassoc=False, internal=False):
     unboxing of every argument Numba would otherwise build and compile for
     each kernel. Numba would crash the process if Python called such a
     kernel anyway, so calling it from Python raises TypeError instead
-    (tests call them through a compiled function, ``tests/native.py``).
+    (tests call them through a compiled function, ``tests/native.py``);
+    the entry points its ``compile()`` returns or its ``overloads`` hold
+    are as unusable from Python.
     """
 
     def decorate(func):
