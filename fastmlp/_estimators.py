@@ -305,6 +305,101 @@ def _check_weight_sums(sample_weight, starts):
         raise ZeroDivisionError("Weights sum to zero, can't be normalized")
 
 
+class _OptimizerView:
+    """What scikit-learn's ``_optimizer`` object shows, over fastmlp's state.
+
+    scikit-learn's MLPs keep an ``SGDOptimizer`` or ``AdamOptimizer`` in
+    ``_optimizer``, and code that follows a fit reads it: its tests, and
+    users who watch the rate that ``learning_rate="adaptive"`` or
+    ``"invscaling"`` has reached (``clf._optimizer.learning_rate``).
+    fastmlp keeps the same state as a plain dict (so that pickle and skops
+    files hold only built-in types); an estimator's ``_optimizer`` property
+    wraps that dict in this view, made anew at each access and holding
+    nothing of its own.
+
+    It is live: ``ms``, ``vs`` and ``velocities`` are views of the state's
+    flat buffers, so an in-place edit reaches the next ``partial_fit``, and
+    SGD's ``learning_rate`` can be set, as on scikit-learn's object. Adam's
+    ``learning_rate`` is scikit-learn's bias-corrected rate of the last
+    step, computed from ``t`` by scikit-learn's formula.
+    """
+
+    def __init__(self, estimator, state):
+        # __dict__ directly: __setattr__ below routes the public names.
+        self.__dict__.update(_estimator=estimator, _state=state)
+
+    @property
+    def _hyper(self):
+        return self._state.get("params") or self._estimator._optimizer_params()
+
+    @property
+    def _solver(self):
+        return self._hyper["solver"]
+
+    def __getattr__(self, name):
+        # Called for the names the class does not define: those of one
+        # kind of optimizer only, as scikit-learn's two classes have them.
+        if self._solver == "sgd":
+            if name in _SGD_SETTINGS:
+                return self._hyper[_SGD_SETTINGS[name]]
+            if name == "velocities":
+                return self._per_layer("state1")
+        else:
+            if name in _ADAM_SETTINGS:
+                return self._hyper[name]
+            if name == "t":
+                return self._state["t"]
+            if name in ("ms", "vs"):
+                return self._per_layer("state1" if name == "ms" else "state2")
+        raise AttributeError(f"'{self._kind}' has no attribute '{name}'")
+
+    def __setattr__(self, name, value):
+        if name == "learning_rate" and self._solver == "sgd":
+            self._state["learning_rate"] = float(value)
+            return
+        raise AttributeError(
+            f"can't set '{name}': of fastmlp's optimizer state only SGD's "
+            "learning_rate can be set"
+        )
+
+    @property
+    def _kind(self):
+        return "SGDOptimizer" if self._solver == "sgd" else "AdamOptimizer"
+
+    def __repr__(self):
+        return f"<fastmlp view of an {self._kind}: learning_rate={self.learning_rate!r}>"
+
+    @property
+    def learning_rate_init(self):
+        return self._hyper["learning_rate_init"]
+
+    @property
+    def learning_rate(self):
+        hp = self._hyper
+        t = self._state["t"]
+        if hp["solver"] == "adam" and t > 0:
+            # AdamOptimizer._get_updates, the same expression
+            return (hp["learning_rate_init"] * np.sqrt(1 - hp["beta_2"] ** t)
+                    / (1 - hp["beta_1"] ** t))
+        return self._state["learning_rate"]
+
+    @property
+    def params(self):
+        """``coefs_ + intercepts_``, the arrays scikit-learn's optimizer updates."""
+        return list(self._estimator.coefs_) + list(self._estimator.intercepts_)
+
+    def _per_layer(self, key):
+        coefs, intercepts = self._estimator._layout().views(self._state[key])
+        return coefs + intercepts
+
+
+# SGDOptimizer's attribute names -> keys of the settings; AdamOptimizer's
+# are the keys themselves
+_SGD_SETTINGS = {"lr_schedule": "schedule", "momentum": "momentum", "nesterov": "nesterov",
+                 "power_t": "power_t"}
+_ADAM_SETTINGS = ("beta_1", "beta_2", "epsilon")
+
+
 class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
     """Base class for MLP classification and regression.
 
@@ -700,6 +795,24 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
                 "momentum": self.momentum, "nesterov": self.nesterovs_momentum,
                 "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
+    @property
+    def _optimizer(self):
+        """scikit-learn's ``_optimizer``, as a live :class:`_OptimizerView`.
+
+        The state itself is a dict in ``__dict__["_optimizer"]`` (what
+        pickle and skops store); as in scikit-learn, there is none before
+        the first fit with ``solver="sgd"`` or ``"adam"``.
+        """
+        state = self.__dict__.get("_optimizer")
+        if state is None:
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '_optimizer'")
+        return _OptimizerView(self, state)
+
+    @_optimizer.setter
+    def _optimizer(self, state):
+        self.__dict__["_optimizer"] = state
+
     def _new_optimizer_state(self):
         return {"learning_rate": float(self.learning_rate_init), "t": 0, "state1": None,
                 "state2": None, "params": self._optimizer_params()}
@@ -710,7 +823,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         # with the one it has. Its settings are those of its creation, so
         # set_params between partial_fit calls (even of the solver) does
         # not reach it.
-        opt = getattr(self, "_optimizer", None)
+        opt = self.__dict__.get("_optimizer")
         if not incremental or opt is None:
             opt = self._new_optimizer_state()
         # (an optimizer unpickled from before the settings were kept, or
@@ -1056,7 +1169,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         elif hasattr(self, "_best_coefs"):
             est._best_coefs = [c.copy() for c in self._best_coefs]
             est._best_intercepts = [c.copy() for c in self._best_intercepts]
-        opt = getattr(self, "_optimizer", None)
+        opt = self.__dict__.get("_optimizer")
         if opt is not None and opt["state1"] is not None:
             est._optimizer = self._sklearn_optimizer(opt, est.coefs_ + est.intercepts_)
         return est

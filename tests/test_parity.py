@@ -314,3 +314,92 @@ def test_to_sklearn_carries_the_optimizer_state(solver):
     for other in (theirs, again):
         for p, q in zip(ours.coefs_ + ours.intercepts_, other.coefs_ + other.intercepts_):
             np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
+
+
+def _optimizer_pair(solver, **params):
+    X, y = _data("multiclass")
+    pair = []
+    for Est in (fastmlp.MLPClassifier, sk.MLPClassifier):
+        est = Est(hidden_layer_sizes=(6,), random_state=0, solver=solver, batch_size=40,
+                  **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+        pair.append(est)
+    return X, y, pair
+
+
+@pytest.mark.parametrize("solver, params", [
+    ("adam", {}), ("adam", dict(beta_1=0.5, epsilon=1e-4)),
+    ("sgd", dict(learning_rate="invscaling", power_t=0.3)),
+    ("sgd", dict(learning_rate="adaptive", tol=0.5, max_iter=40, nesterovs_momentum=False)),
+])
+def test_optimizer_attribute_shows_sklearns_optimizer(solver, params):
+    # scikit-learn's tests and users read _optimizer after a fit (the rate
+    # an adaptive or invscaling schedule has reached, Adam's step count).
+    X, y, (ours, theirs) = _optimizer_pair(solver, **params)
+    a, b = ours._optimizer, theirs._optimizer
+    assert a.learning_rate == b.learning_rate
+    assert type(a.learning_rate) is type(b.learning_rate)
+    names = (["t", "beta_1", "beta_2", "epsilon"] if solver == "adam"
+             else ["lr_schedule", "momentum", "nesterov", "power_t"])
+    for name in ["learning_rate_init"] + names:
+        assert getattr(a, name) == getattr(b, name), name
+    states = ["ms", "vs"] if solver == "adam" else ["velocities"]
+    for name in states:
+        for p, q in zip(getattr(a, name), getattr(b, name)):
+            assert p.shape == q.shape
+            np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
+    for p, q in zip(a.params, ours.coefs_ + ours.intercepts_):
+        assert p is q
+    other = "velocities" if solver == "adam" else "ms"
+    assert not hasattr(a, other) and not hasattr(b, other)
+    if params.get("learning_rate") == "adaptive":
+        # the schedule cut the rate (and the fit stopped when it was small)
+        assert a.learning_rate < a.learning_rate_init
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_optimizer_attribute_edits_reach_partial_fit_as_in_sklearn(solver):
+    X, y, (ours, theirs) = _optimizer_pair(solver, max_iter=3)
+    for est in (ours, theirs):
+        opt = est._optimizer
+        if solver == "sgd":
+            opt.learning_rate = 0.05
+            opt.velocities[0][...] = 0.25
+        else:
+            opt.ms[1] *= 3.0
+            opt.vs[-1][...] = 0.5
+        est.partial_fit(X, y)
+    assert ours._optimizer.learning_rate == theirs._optimizer.learning_rate
+    for p, q in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
+
+
+def test_optimizer_attribute_is_stored_as_plain_data():
+    import pickle
+
+    X, y, (ours, _) = _optimizer_pair("sgd", max_iter=2)
+    assert type(ours.__dict__["_optimizer"]) is dict
+    with pytest.raises(AttributeError, match="only SGD's learning_rate"):
+        ours._optimizer.momentum = 0.1
+    adam = _optimizer_pair("adam", max_iter=2)[2][0]
+    with pytest.raises(AttributeError, match="only SGD's learning_rate"):
+        adam._optimizer.learning_rate = 0.1
+    again = pickle.loads(pickle.dumps(adam))
+    assert type(again.__dict__["_optimizer"]) is dict
+    assert again._optimizer.learning_rate == adam._optimizer.learning_rate
+    for p, q in zip(again._optimizer.vs, adam._optimizer.vs):
+        np.testing.assert_array_equal(p, q)
+    # as scikit-learn: none before a stochastic fit, none from L-BFGS
+    assert not hasattr(fastmlp.MLPClassifier(), "_optimizer")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lbfgs = fastmlp.MLPClassifier(solver="lbfgs", max_iter=3).fit(X, y)
+    assert not hasattr(lbfgs, "_optimizer")
+    # from_sklearn takes a fastmlp model's optimizer through the same view
+    copy = fastmlp.MLPClassifier.from_sklearn(adam)
+    for est in (copy, adam):
+        est.partial_fit(X, y)
+    for p, q in zip(copy.coefs_ + copy.intercepts_, adam.coefs_ + adam.intercepts_):
+        np.testing.assert_array_equal(p, q)
