@@ -38,7 +38,12 @@ from sklearn.utils.multiclass import (
     unique_labels,
 )
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._codes import ACTIVATIONS, HEADS, SOLVERS
 from ._engine import (
@@ -787,6 +792,63 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = np.float64(opt_res.fun)
         theta[...] = opt_res.x
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, activations, deltas,
+                         coef_grads, intercept_grads):
+        """scikit-learn's private L-BFGS objective, for code written against it.
+
+        scikit-learn's own ``test_gradient`` checks the gradient against
+        central differences through it. As there, the parameters become
+        the model's weights, and the gradient's blocks replace the items
+        of ``coef_grads`` and ``intercept_grads``; the loss and gradient
+        are those fastmlp's L-BFGS fits use.
+
+        Parameters
+        ----------
+        packed_coef_inter : ndarray of shape (n_params,)
+            Every ``coefs_[i]`` raveled, then every ``intercepts_[i]``
+            (scikit-learn's order, not fastmlp's flat buffer's).
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The network's targets (a classifier's binarized labels).
+        sample_weight : array-like of shape (n_samples,) or None
+            Sample weights.
+        activations, deltas : list
+            scikit-learn's work arrays; not used (the kernels have their own).
+        coef_grads, intercept_grads : list
+            One item per layer, replaced by the gradient's blocks.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of shape (n_params,)
+            The gradient, packed as ``packed_coef_inter``.
+        """
+        layout = self._layout()
+        dtype = self.coefs_[0].dtype
+        shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
+        packed = column_or_1d(packed_coef_inter)
+        if packed.shape[0] != sum(int(np.prod(s)) for s in shapes):
+            raise ValueError(f"packed_coef_inter has {packed.shape[0]} values, the network "
+                             f"{layout.size} parameters.")
+        blocks = np.split(packed, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
+        blocks = [b.reshape(s) for b, s in zip(blocks, shapes)]
+        n = len(self.coefs_)
+        self._theta[...] = layout.pack(blocks[:n], blocks[n:], dtype)
+
+        X = check_array(X, accept_sparse=["csr", "csc"], dtype=dtype)
+        Y = np.asarray(y, dtype=dtype).reshape(X.shape[0], -1)
+        if Y.shape[1] != layout.units[-1]:
+            raise ValueError(f"y has {Y.shape[1]} outputs, the network {layout.units[-1]}.")
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+        objective = FullBatchObjective(self._network(layout, dtype), Inputs(X, dtype), Y,
+                                       sample_weight, self.alpha)
+        loss, grad = objective(self._theta)
+        coefs, intercepts = layout.views(grad)
+        coef_grads[:n] = coefs
+        intercept_grads[:n] = intercepts
+        return loss, np.hstack([g.ravel() for g in coefs + intercepts])
 
     def _optimizer_params(self):
         """The settings scikit-learn's optimizer objects take at creation."""

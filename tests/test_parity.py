@@ -403,3 +403,41 @@ def test_optimizer_attribute_is_stored_as_plain_data():
         est.partial_fit(X, y)
     for p, q in zip(copy.coefs_ + copy.intercepts_, adam.coefs_ + adam.intercepts_):
         np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_loss_grad_lbfgs_is_sklearns(kind):
+    # scikit-learn's private L-BFGS objective: same loss and gradient at
+    # the same packed parameters, which become the model's weights.
+    X, y = _data(kind)
+    Ours, Theirs = ((fastmlp.MLPClassifier, sk.MLPClassifier) if kind != "regression"
+                    else (fastmlp.MLPRegressor, sk.MLPRegressor))
+    params = dict(hidden_layer_sizes=(6, 4), activation="tanh", solver="lbfgs", max_iter=2,
+                  alpha=0.3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, theirs = Ours(**params).fit(X, y), Theirs(**params).fit(X, y)
+    Y = (theirs._label_binarizer.transform(y) if kind != "regression" else y.reshape(-1, 1))
+    packed = np.random.RandomState(1).normal(size=sum(c.size for c in theirs.coefs_
+                                                      + theirs.intercepts_))
+    sw = np.random.RandomState(2).uniform(0.5, 2, size=len(y))
+    out = []
+    for est in (ours, theirs):
+        n = len(est.coefs_)
+        grads = [[None] * n, [None] * n]
+        loss, grad = est._loss_grad_lbfgs(packed, X, Y, sw, [X] + [None] * n, [None] * n,
+                                          *grads)
+        out.append((loss, grad, grads))
+        np.testing.assert_array_equal(
+            np.hstack([p.ravel() for p in est.coefs_ + est.intercepts_]), packed)
+    (l1, g1, (c1, i1)), (l2, g2, (c2, i2)) = out
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    np.testing.assert_allclose(g1, g2, rtol=0, atol=1e-12)
+    for p, q in zip(c1 + i1, c2 + i2):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-12)
+    # the model predicts with the parameters it was given
+    method = "predict" if kind == "regression" else "predict_proba"
+    np.testing.assert_allclose(getattr(ours, method)(X), getattr(theirs, method)(X),
+                               rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="packed_coef_inter has"):
+        ours._loss_grad_lbfgs(packed[1:], X, Y, None, [], [], [], [])
