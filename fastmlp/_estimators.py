@@ -344,6 +344,10 @@ class _OptimizerView:
     def __getattr__(self, name):
         # Called for the names the class does not define: those of one
         # kind of optimizer only, as scikit-learn's two classes have them.
+        # Never for private names: copy and pickle look those up on an
+        # instance without _state, and reading it would recurse.
+        if name.startswith("_"):
+            raise AttributeError(name)
         if self._solver == "sgd":
             if name in _SGD_SETTINGS:
                 return self._hyper[_SGD_SETTINGS[name]]
@@ -388,13 +392,17 @@ class _OptimizerView:
                     / (1 - hp["beta_1"] ** t))
         return self._state["learning_rate"]
 
-    @property
-    def params(self):
-        """``coefs_ + intercepts_``, the arrays scikit-learn's optimizer updates."""
-        return list(self._estimator.coefs_) + list(self._estimator.intercepts_)
+    def __dir__(self):
+        own = (["velocities", *_SGD_SETTINGS] if self._solver == "sgd"
+               else ["t", "ms", "vs", *_ADAM_SETTINGS])
+        return sorted({*super().__dir__(), *own})
 
     def _per_layer(self, key):
-        coefs, intercepts = self._estimator._layout().views(self._state[key])
+        # in the layer sizes of the fit that made the state: as in
+        # scikit-learn, a later L-BFGS fit (of other sizes, maybe) leaves it
+        units = self._state.get("units")
+        layout = Layout(units) if units is not None else self._estimator._layout()
+        coefs, intercepts = layout.views(self._state[key])
         return coefs + intercepts
 
 
@@ -873,7 +881,22 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
 
     @_optimizer.setter
     def _optimizer(self, state):
+        # another model's view (scikit-learn shares the object): its state
+        if isinstance(state, _OptimizerView):
+            state = state._state
+        if not isinstance(state, dict):
+            raise TypeError(
+                "fastmlp keeps its optimizer state as a dict (read through the view "
+                f"that _optimizer returns), not {type(state).__name__}; from_sklearn "
+                "takes over a scikit-learn model's optimizer.")
         self.__dict__["_optimizer"] = state
+
+    @_optimizer.deleter
+    def _optimizer(self):
+        # the next partial_fit starts a new optimizer, as in scikit-learn
+        if self.__dict__.pop("_optimizer", None) is None:
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '_optimizer'")
 
     def _new_optimizer_state(self):
         return {"learning_rate": float(self.learning_rate_init), "t": 0, "state1": None,
@@ -1023,6 +1046,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         opt["t"] = int(trainer.step[0])
         opt["state1"] = trainer.state1
         opt["state2"] = trainer.state2
+        opt["units"] = [int(u) for u in net.layout.units]
         self._optimizer = opt
 
         if early_stopping:
@@ -1182,7 +1206,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             # kind too: set_params(solver=...) does not replace it)
             kind = "sgd" if hasattr(sk_opt, "velocities") else "adam"
             opt = {"learning_rate": float(sk_opt.learning_rate), "t": 0, "state1": None,
-                   "state2": None,
+                   "state2": None, "units": [int(u) for u in units],
                    "params": {**model._optimizer_params(), "solver": kind,
                               "learning_rate_init": sk_opt.learning_rate_init}}
             if kind == "sgd":
@@ -1246,22 +1270,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         )
 
         hp = opt.get("params") or self._optimizer_params()
-        layout = self._layout()
+        view = _OptimizerView(self, opt)
 
-        def per_layer(buf):
-            coefs, intercepts = layout.views(np.array(buf, dtype=self.coefs_[0].dtype))
-            return coefs + intercepts
+        def per_layer(name):
+            return [np.array(a, dtype=self.coefs_[0].dtype) for a in getattr(view, name)]
 
         if hp["solver"] == "sgd":
             sk_opt = SGDOptimizer(params, hp["learning_rate_init"], hp["schedule"],
                                   hp["momentum"], hp["nesterov"], hp["power_t"])
-            sk_opt.velocities = per_layer(opt["state1"])
+            sk_opt.velocities = per_layer("velocities")
         else:
             sk_opt = AdamOptimizer(params, hp["learning_rate_init"], hp["beta_1"],
                                    hp["beta_2"], hp["epsilon"])
             sk_opt.t = opt["t"]
-            sk_opt.ms = per_layer(opt["state1"])
-            sk_opt.vs = per_layer(opt["state2"])
+            sk_opt.ms = per_layer("ms")
+            sk_opt.vs = per_layer("vs")
         sk_opt.learning_rate = opt["learning_rate"]
         return sk_opt
 

@@ -350,8 +350,7 @@ def test_optimizer_attribute_shows_sklearns_optimizer(solver, params):
         for p, q in zip(getattr(a, name), getattr(b, name)):
             assert p.shape == q.shape
             np.testing.assert_allclose(p, q, rtol=0, atol=ATOL)
-    for p, q in zip(a.params, ours.coefs_ + ours.intercepts_):
-        assert p is q
+    assert set(names + states) <= set(dir(a))
     other = "velocities" if solver == "adam" else "ms"
     assert not hasattr(a, other) and not hasattr(b, other)
     if params.get("learning_rate") == "adaptive":
@@ -377,6 +376,7 @@ def test_optimizer_attribute_edits_reach_partial_fit_as_in_sklearn(solver):
 
 
 def test_optimizer_attribute_is_stored_as_plain_data():
+    import copy
     import pickle
 
     X, y, (ours, _) = _optimizer_pair("sgd", max_iter=2)
@@ -397,6 +397,11 @@ def test_optimizer_attribute_is_stored_as_plain_data():
         warnings.simplefilter("ignore", ConvergenceWarning)
         lbfgs = fastmlp.MLPClassifier(solver="lbfgs", max_iter=3).fit(X, y)
     assert not hasattr(lbfgs, "_optimizer")
+    # the view itself copies and pickles (with its model), as scikit-learn's
+    # optimizer objects do
+    for saved in (copy.deepcopy(adam._optimizer), pickle.loads(pickle.dumps(adam._optimizer))):
+        assert saved.t == adam._optimizer.t
+        np.testing.assert_array_equal(saved.ms[0], adam._optimizer.ms[0])
     # from_sklearn takes a fastmlp model's optimizer through the same view
     copy = fastmlp.MLPClassifier.from_sklearn(adam)
     for est in (copy, adam):
@@ -441,3 +446,49 @@ def test_loss_grad_lbfgs_is_sklearns(kind):
                                rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="packed_coef_inter has"):
         ours._loss_grad_lbfgs(packed[1:], X, Y, None, [], [], [], [])
+
+
+def test_optimizer_attribute_assignment_and_deletion_as_in_sklearn():
+    # scikit-learn's _optimizer is a plain attribute: assigning another
+    # model's shares it, deleting it makes the next partial_fit start anew
+    X, y = _data("multiclass")
+    models = {}
+    for name, Est in (("ours", fastmlp.MLPClassifier), ("theirs", sk.MLPClassifier)):
+        params = dict(hidden_layer_sizes=(6,), random_state=0, batch_size=40, max_iter=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            a = Est(**params).fit(X, y)
+            b = Est(**params, solver="sgd").fit(X, y)
+        a._optimizer = a._optimizer
+        b._optimizer = a._optimizer  # b goes on with a's Adam state
+        for est in (a, b):
+            est.partial_fit(X, y)
+        del a._optimizer
+        assert not hasattr(a, "_optimizer")
+        a.partial_fit(X, y)  # a new Adam: t restarts
+        models[name] = (a, b)
+    for p, q in zip(models["ours"], models["theirs"]):
+        assert p._optimizer.t == q._optimizer.t
+        for u, v in zip(p.coefs_ + p.intercepts_, q.coefs_ + q.intercepts_):
+            np.testing.assert_allclose(u, v, rtol=0, atol=ATOL)
+    ours = models["ours"][0]
+    with pytest.raises(TypeError, match="keeps its optimizer state as a dict"):
+        ours._optimizer = models["theirs"][0]._optimizer
+    del ours._optimizer
+    with pytest.raises(AttributeError, match="no attribute '_optimizer'"):
+        del ours._optimizer
+
+
+def test_optimizer_attribute_keeps_its_fits_shapes():
+    # a later L-BFGS fit of other layer sizes leaves the optimizer of the
+    # stochastic fit before it, in that fit's shapes, as in scikit-learn
+    X, y = _data("multiclass")
+    shapes = []
+    for Est in (fastmlp.MLPClassifier, sk.MLPClassifier):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est = Est(hidden_layer_sizes=(6,), solver="sgd", max_iter=3, random_state=0)
+            est.fit(X, y)
+            est.set_params(solver="lbfgs", hidden_layer_sizes=(10,)).fit(X, y)
+        shapes.append([v.shape for v in est._optimizer.velocities])
+    assert shapes[0] == shapes[1] == [(8, 6), (6, 4), (6,), (4,)]
