@@ -837,11 +837,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
         dtype = self.coefs_[0].dtype
         shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
         packed = column_or_1d(packed_coef_inter)
-        if packed.shape[0] != sum(int(np.prod(s)) for s in shapes):
+        if packed.shape[0] != layout.size:
             raise ValueError(f"packed_coef_inter has {packed.shape[0]} values, the network "
                              f"{layout.size} parameters.")
-        blocks = np.split(packed, np.cumsum([int(np.prod(s)) for s in shapes])[:-1])
-        blocks = [b.reshape(s) for b, s in zip(blocks, shapes)]
+        ends = np.cumsum([int(np.prod(s)) for s in shapes])
+        blocks = [b.reshape(s) for b, s in zip(np.split(packed, ends[:-1]), shapes)]
         n = len(self.coefs_)
         self._theta[...] = layout.pack(blocks[:n], blocks[n:], dtype)
 
