@@ -1269,8 +1269,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator, ABC):
             SGDOptimizer,
         )
 
-        hp = opt.get("params") or self._optimizer_params()
         view = _OptimizerView(self, opt)
+        hp = view._hyper
 
         def per_layer(name):
             return [np.array(a, dtype=self.coefs_[0].dtype) for a in getattr(view, name)]
