@@ -1,65 +1,34 @@
-"""Row-wise activation functions and their derivatives (compiled).
+"""Activation functions: one forward/backward pair per activation.
 
-Each works on one row in place and branches on the activation code once,
-so the loop under each branch vectorises. Derivatives are written in terms
-of the layer's OUTPUT (post-activation), as scikit-learn's are, so the
-forward pass need not keep pre-activations.
+Each pair works on one row in place. ``*_forward(z)`` turns the
+pre-activation row ``z`` into the output row. ``*_backward(z, a, d)``
+multiplies the delta row ``d`` by the derivative at that row, reading the
+pre-activation ``z``, the output ``a``, or both; an activation that reads
+``z`` lists its code in :data:`fastmlp._codes.NEEDS_PRE`, so the training
+kernels keep the pre-activations of its layers (elsewhere ``z`` is the
+output row itself). Operations are in scikit-learn's order (``_base.py``)
+so results round identically.
+
+:func:`activate` and :func:`derivative` branch on the code once per row,
+so the loop under each branch vectorises. Adding an activation: its pair
+here and its branch in both, its code (and NEEDS_PRE where it reads
+``z``) and its name in :mod:`fastmlp._codes`, its reference in
+``tests/reference.py``.
 """
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import config
-from numba.extending import intrinsic
 
-from ._codes import (
-    EXP,
-    IDENTITY,
-    LOGISTIC,
-    RELU,
-    SOFTMAX,
-    TANH,
-)
-from ._jit import jit
+from ._codes import EXP, LOGISTIC, RELU, SOFTMAX, TANH
+from ._jit import jit, kept
 
-
-@intrinsic
-def _kept(typingctx, x):
-    """``x`` unchanged, as an LLVM ``freeze`` of it.
-
-    A ReLU written in place, ``z[c] = 0 if z[c] <= 0 else z[c]``, stores
-    ``select(c, 0, load p)`` back to ``p``; LLVM 22 turns that into a masked
-    store of the zeros alone (``vmaskmovps``/``vmaskmovpd``), which AMD Zen
-    runs as slow microcode: 24 us for a 200 x 256 block, float32 or
-    float64, where a plain vectorised pass takes 5-9. Passing the
-    unchanged value through ``freeze`` (the identity on any loaded
-    number) hides that it is the loaded element, so the loop stores every
-    element with ordinary vector stores. Measured on 200 x 256 blocks on
-    the machine of bench/README.md: ReLU 4.6 against 24 us (float32), 9.4
-    against 25 (float64); its derivative 7.1 against 27, 18 against 29.
-    """
-    if not isinstance(x, types.Float):
-        return None
-
-    def codegen(context, builder, signature, args):
-        (v,) = args
-        instr = ir.instructions.Instruction(builder.block, v.type, "freeze", [v])
-        builder._insert(instr)  # llvmlite's IRBuilder has no freeze method
-        return instr
-
-    return x(x), codegen
-
-
-# With NUMBA_DISABLE_JIT=1 the kernels run as Python, where an intrinsic
-# cannot: there the identity stands in.
-kept = (lambda x: x) if config.DISABLE_JIT else _kept
+# --- relu: max(z, 0) -----------------------------------------------------
 
 
 @jit(inline="always")
-def relu_row(z):
-    """ReLU of the 1-D row ``z`` in place: ``+0.0`` where ``z <= 0``, else
-    ``z`` (NaN kept), bit for bit scikit-learn's ``np.maximum(z, 0)``, which
-    also turns ``-0.0`` into ``+0.0``. See :func:`_kept` for its form."""
+def relu_forward(z):
+    """``+0.0`` where ``z <= 0``, else ``z`` (NaN kept), bit for bit
+    scikit-learn's ``np.maximum(z, 0)``, which also turns ``-0.0`` into
+    ``+0.0``. :func:`fastmlp._jit.kept` keeps the store a plain one."""
     zero = z.dtype.type(0)
     for c in range(z.shape[0]):
         v = z[c]
@@ -67,66 +36,103 @@ def relu_row(z):
 
 
 @jit(inline="always")
-def relu_derivative_row(a, d):
-    """The delta row ``d`` times ReLU's derivative, in place: ``0`` where the
-    activation output ``a`` is 0, else ``d`` unchanged (scikit-learn's
-    ``delta[Z == 0] = 0``). See :func:`_kept` for its form."""
+def relu_backward(z, a, d):
+    """``0`` where the output ``a`` is 0, else ``d`` unchanged
+    (scikit-learn's ``delta[Z == 0] = 0``)."""
     zero = d.dtype.type(0)
     for c in range(d.shape[0]):
         v = d[c]
         d[c] = zero if a[c] == zero else kept(v)
 
 
+# --- logistic: 1 / (1 + exp(-z)) ------------------------------------------
+
+
+@jit(inline="always")
+def logistic_forward(z):
+    one = z.dtype.type(1)
+    for c in range(z.shape[0]):
+        z[c] = one / (one + np.exp(-z[c]))
+
+
+@jit(inline="always")
+def logistic_backward(z, a, d):
+    """``d * a * (1 - a)``."""
+    one = a.dtype.type(1)
+    for c in range(d.shape[0]):
+        d[c] = (d[c] * a[c]) * (one - a[c])
+
+
+# --- tanh -------------------------------------------------------------------
+
+
+@jit(inline="always")
+def tanh_forward(z):
+    for c in range(z.shape[0]):
+        z[c] = np.tanh(z[c])
+
+
+@jit(inline="always")
+def tanh_backward(z, a, d):
+    """``d * (1 - a^2)``."""
+    one = a.dtype.type(1)
+    for c in range(d.shape[0]):
+        d[c] = d[c] * (one - a[c] * a[c])
+
+
+# --- output functions (an output head's; their derivative is the head's) ---
+
+
+@jit(inline="always")
+def softmax_forward(z):
+    """The row maximum subtracted first, as scikit-learn does."""
+    m = z.shape[0]
+    mx = z[0]
+    for c in range(1, m):
+        if z[c] > mx:
+            mx = z[c]
+    s = z.dtype.type(0)
+    for c in range(m):
+        z[c] = np.exp(z[c] - mx)
+        s += z[c]
+    for c in range(m):
+        z[c] /= s
+
+
+@jit(inline="always")
+def exp_forward(z):
+    for c in range(z.shape[0]):
+        z[c] = np.exp(z[c])
+
+
+# --- dispatch -------------------------------------------------------------
+
+
 @jit(internal=True)
 def activate(z, act):
-    """Apply activation ``act`` to the 1-D row ``z`` in place.
-
-    Besides the hidden activations, ``act`` may be an output layer's
-    SOFTMAX (the row maximum subtracted first, as scikit-learn does) or
-    EXP (:data:`fastmlp._codes.HEAD_ACTIVATIONS` maps output heads to these).
-    """
-    m = z.shape[0]
+    """Apply activation ``act`` to the 1-D row ``z`` in place (a hidden
+    activation or an output head's function, SOFTMAX or EXP; IDENTITY
+    leaves the row as it is)."""
     if act == RELU:
-        relu_row(z)
+        relu_forward(z)
     elif act == LOGISTIC:
-        one = z.dtype.type(1)
-        for c in range(m):
-            z[c] = one / (one + np.exp(-z[c]))
+        logistic_forward(z)
     elif act == TANH:
-        for c in range(m):
-            z[c] = np.tanh(z[c])
+        tanh_forward(z)
     elif act == SOFTMAX:
-        mx = z[0]
-        for c in range(1, m):
-            if z[c] > mx:
-                mx = z[c]
-        s = z.dtype.type(0)
-        for c in range(m):
-            z[c] = np.exp(z[c] - mx)
-            s += z[c]
-        for c in range(m):
-            z[c] /= s
+        softmax_forward(z)
     elif act == EXP:
-        for c in range(m):
-            z[c] = np.exp(z[c])
-    # IDENTITY: nothing to do
+        exp_forward(z)
 
 
 @jit(internal=True)
-def derivative(a, d, act):
-    """Multiply the delta row ``d`` in place by ``act``'s derivative.
-
-    ``a`` is the activation output of the same row. Operations are in
-    scikit-learn's order (``_base.py``) so results round identically.
-    """
-    m = d.shape[0]
+def derivative(z, a, d, act):
+    """Multiply the delta row ``d`` in place by ``act``'s derivative at the
+    pre-activation row ``z`` with output row ``a`` (IDENTITY: unchanged)."""
     if act == RELU:
-        relu_derivative_row(a, d)
+        relu_backward(z, a, d)
     elif act == LOGISTIC:
-        one = a.dtype.type(1)
-        for c in range(m):
-            d[c] = (d[c] * a[c]) * (one - a[c])
+        logistic_backward(z, a, d)
     elif act == TANH:
-        one = a.dtype.type(1)
-        for c in range(m):
-            d[c] = d[c] * (one - a[c] * a[c])
+        tanh_backward(z, a, d)
+

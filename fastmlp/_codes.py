@@ -1,23 +1,30 @@
-"""Integer codes shared by the kernels and the Python layer.
+"""Every integer code of fastmlp, and the option tables built from them.
 
 Kernels branch on these codes once per layer (outside the hot loops), so a
 new activation, output head or optimizer is one more code and one more
-branch, never a new compiled function per configuration.
+branch, never a new compiled function per configuration. The estimators'
+option tables (name -> code) and their parameter constraints are built
+from the tables here. Codes are stable: they may be stored in arrays.
 """
 
-# Hidden-layer activations. Codes are stable: they may be stored in arrays.
+# Activations. The hidden ones have a name in ACTIVATIONS; SOFTMAX and EXP
+# are output functions only (an output head's, see HEAD_ACTIVATIONS).
 IDENTITY = 0
 LOGISTIC = 1
 TANH = 2
 RELU = 3
+SOFTMAX = 4
+EXP = 5
 
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
-# Output-layer activations, never a hidden layer's: the forward kernels apply
-# the output head's function through the same ``activate`` as the hidden
-# layers', in their parallel tasks.
-SOFTMAX = 4
-EXP = 5
+# The activations whose derivative reads the pre-activation z (not only
+# the output): the training kernels keep z of their layers in the work
+# bundle's ``pre`` buffer, which is empty when no layer needs it.
+NEEDS_PRE = frozenset()
+# The same as a flag per activation code (a tuple the kernels index).
+PRE_FLAGS = tuple(code in NEEDS_PRE
+                  for code in range(max(*ACTIVATIONS.values(), SOFTMAX, EXP) + 1))
 
 # Output heads: an (output activation, loss) pair whose output delta is
 # simply ``out - y`` (times the sample weight).
@@ -36,19 +43,18 @@ _HEAD_ACTIVATION = {HEAD_SOFTMAX: SOFTMAX, HEAD_LOGISTIC: LOGISTIC,
                     HEAD_IDENTITY: IDENTITY, HEAD_EXP: EXP}
 HEAD_ACTIVATIONS = tuple(_HEAD_ACTIVATION[h] for h in range(len(_HEAD_ACTIVATION)))
 
-# Stochastic solvers.
+# Solvers. The stochastic ones step inside the gradient kernels; NO_STEP
+# asks those kernels for the gradient alone (L-BFGS, which hands the
+# gradient to scipy).
 SGD = 0
 ADAM = 1
-SOLVERS = {"sgd": SGD, "adam": ADAM}
-# The gradient kernels apply the optimizer step to each block of weights as
-# soon as its gradient is written; NO_STEP asks for the gradient alone
-# (L-BFGS, which hands the gradient to scipy).
 NO_STEP = -1
+SOLVERS = {"sgd": SGD, "adam": ADAM}
 
-# Slots of the ``hyper`` array handed to the update kernels. It has the
+# Slots of the ``hyper`` array of the parameter bundle. It has the
 # parameter dtype so that float32 kernels never promote to float64 (Numba
 # types ``float32 * Python float`` as float64).
-H_LR = 0  # learning rate (SGD: current; Adam: learning_rate_init)
+H_LR = 0  # the epoch's learning rate (SGD's schedules; Adam: learning_rate_init)
 H_MOMENTUM = 1
 H_BETA1 = 2
 H_ONE_MINUS_BETA1 = 3
@@ -57,6 +63,35 @@ H_ONE_MINUS_BETA2 = 5
 H_EPSILON = 6
 H_ALPHA = 7  # L2 penalty
 H_LOG_EPS = 8  # clip bound of the log-loss, finfo(dtype).eps
-H_LR_T = 9  # scratch: Adam's bias-corrected step size, in the dtype
+H_STEP_LR = 9  # this step's learning rate, set by _optim.begin_step
 N_HYPER = 10
 
+# Slots of the float64 ``hyper64`` array: what a step's learning rate is
+# computed from, in float64 as scikit-learn computes it.
+H64_LR_INIT = 0
+H64_BETA1 = 1
+H64_BETA2 = 2
+N_HYPER64 = 3
+
+# Which part of a layer's parameters an optimizer step covers.
+WEIGHTS = 0
+BIASES = 1
+
+# Operations of a layer task (_linalg._layer_task, _linalg._sparse_task).
+FORWARD = 0  # out = act(X @ W + b)
+BACKWARD = 1  # out = (D @ W.T) * act'(z of the layer below)
+GRADIENT = 2  # the gradient of W and b by rows of W, then the step
+SHARE = 3  # a row task's share of the gradient (split by batch rows)
+COMBINE = 4  # the sum of the shares, then the step
+SPARSE_FORWARD = 5  # FORWARD from a CSR input
+SPARSE_GRADIENT = 6  # GRADIENT from the same input as CSC
+
+# Phases of _kernels.network.
+PREDICT = 0  # the forward pass
+ROWS = 1  # forward pass, output head (loss and deltas), every layer's deltas
+STEPS = 2  # every layer's weight gradient and optimizer step
+
+# Columns of the shape bundle's offsets table (one row per layer).
+OFF_W = 0  # the layer's weights in the parameter buffers
+OFF_B = 1  # its biases
+OFF_A = 2  # its (rows, units) block in the work buffers

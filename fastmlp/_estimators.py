@@ -159,7 +159,7 @@ class _SmallPredictor:
             # the general path's serial criterion
             serial_predict_max_rows(L.n_weights), units[0], net.dtype,
             activation, out_activation, coefs, intercepts, shapes, units[-1],
-            (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head))
+            net.serial_args(theta))
 
     def __call__(self, est, X):
         """The output activations of ``X``, or None where this path does

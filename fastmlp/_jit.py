@@ -1,56 +1,41 @@
-"""The one place where fastmlp's kernels are compiled.
+"""Numba internals, in one place, behind one switch.
 
-Every kernel is ``@njit`` with
+Every kernel is compiled by :func:`jit` with ``cache=True`` (falling back to
+no cache where no cache directory is writable), ``nogil=True`` (predictions
+run from several Python threads), ``error_model='numpy'`` (the 'python'
+model's zero-division check stops Adam's division loop from vectorising)
+and ``fastmath={'contract'}`` only (``a * b + c`` may become one FMA; no
+``nnan``/``ninf``, so non-finite checks keep their meaning, and no
+``reassoc``, so a reduction's order does not depend on the vectoriser; the
+one exception is :func:`fastmlp._kernels.l2_sum`).
 
-* ``cache=True`` so a fresh process loads machine code from disk instead of
-  compiling again. Numba tries the package's ``__pycache__`` first and falls
-  back to a user cache directory when that is read-only; when no location is
-  writable at all it raises at decoration time, and we then compile without
-  a cache rather than fail to import.
-* ``nogil=True`` so predictions may run from several Python threads at once.
-* ``error_model='numpy'``: the default 'python' model adds a zero-division
-  check that stops division loops (Adam's update) from vectorising.
-* A race-free cache writer (:class:`_KeyedCacheFile`). Numba's own writer
-  numbers data files in order of arrival and writes the index before the
-  data, so two processes compiling different signatures at once can both
-  write ``.1.nbc`` and leave an index entry pointing at the other one's
-  machine code; loading it segfaults (seen here: a float64 call running
-  float32 code). fastmlp names each data file after its key and writes the
-  data before the index, so every index entry points at code compiled for
-  that key.
-* Every kernel's cache entry is also keyed on the contents of all kernel
-  source files (:data:`SOURCES_STAMP`). Numba checks only the timestamp of
-  the file that defines a function, but a compiled kernel contains the
-  machine code of everything it calls or inlines from other files: after
-  an edit of ``_linalg.py`` alone, ``_engine``'s epoch kernels would load
-  stale code from the cache. It is keyed on the BLAS library the kernels
-  call too (:data:`fastmlp._blas.KEY`): code built to call NumPy's OpenBLAS
-  calls it by another convention than scipy's. Bounds-checked code
-  (``NUMBA_BOUNDSCHECK=1``), which Numba's key does not tell apart, has
-  files of its own too.
-* ``no_cfunc_wrapper=True``: Numba otherwise builds, optimises and emits a C
-  entry point for every kernel, which nothing here calls (compiled callers
-  use Numba's own convention, Python the CPython entry point). Internal
-  kernels (``jit(internal=True)``), which only compiled code calls, have no
-  CPython entry point either (see :func:`jit`). Measured from an empty
-  cache, a first fit on digits (float64, ``(100,)``, 2 epochs), three
-  interleaved rounds of processes: adam 6.95-7.29 -> 5.95-6.15 s, adam on
-  a CSR matrix 9.37-9.86 -> 8.48-8.56 s, L-BFGS 6.38-6.68 -> 5.88-6.11 s;
-  the C entry points alone were 0.2 s (dense) and 0.3-0.6 s (sparse) of
-  it. Fits run the same machine code (the same bits).
-* ``fastmath={'contract'}`` only: lets LLVM fuse ``a * b + c`` into one FMA,
-  which doubles the arithmetic peak of the matrix loops. No ``nnan``/``ninf``
-  (non-finite checks must stay meaningful) and no ``reassoc`` (a reduction's
-  order, and so its rounding, would depend on how LLVM vectorises it: the
-  same in every run on one machine, but the gradient loops should not change
-  with the compiler's choices). The one exception, ``jit(reassoc=True)``, is
-  the loss's sum of squared weights (:func:`fastmlp._kernels.l2_sum`),
-  vectorised 4x faster in float32, 1.6x in float64.
+Beyond that, fastmlp reaches into Numba's internals for four things, each
+for compile time or safety, none for a result's bits:
 
-It also makes the intrinsics by which the big kernels call each other by
-symbol name (:func:`call_by_symbol`) instead of linking each other's code:
-LLVM's share of a first fit's compilation halved (5.0 to 2.5 s), and the
-first fit went from 8.4-8.8 s to 5.6-5.9 s.
+* **calls by symbol** (:func:`call_by_symbol`): Numba links a callee's
+  whole module into every compiled caller and optimises it again there (a
+  ``prange`` body three more times); called by a fixed symbol name, each
+  kernel of a batch is compiled once. It roughly halves LLVM's share of a
+  first fit's compilation.
+* **a keyed cache file** (:class:`_KeyedCacheFile`): Numba's own writer
+  numbers data files in order of arrival, so two processes compiling at
+  once can leave an index entry pointing at the other's machine code (a
+  segfault on loading); and its index is keyed on the defining file alone,
+  where a kernel holds code of every kernel source (:data:`SOURCES_STAMP`)
+  and of the chosen BLAS (:data:`fastmlp._blas.KEY`).
+* **internal kernels** (``jit(internal=True)``): kernels only compiled code
+  calls are built without the CPython and C entry points, whose code Numba
+  would otherwise generate and optimise for each; their dispatchers refuse
+  calls from Python with a TypeError instead of crashing.
+* **the freeze intrinsic** (:func:`kept`): keeps ReLU's select a plain
+  vector store; written the obvious way LLVM makes it a masked store of the
+  zeros alone, which AMD Zen runs as slow microcode.
+
+``FASTMLP_PLAIN_NUMBA=1`` switches all four off: plain calls, no on-disk
+cache (Numba's own cache would load stale code after an edit of a callee's
+file), entry points built as usual, ``kept`` the identity. Results are
+the same; compilation is slower. CI runs part of the suite so, so a Numba
+release that breaks an internal costs speed, not correctness.
 """
 
 import hashlib
@@ -59,6 +44,7 @@ import os
 import sys
 
 from llvmlite import binding as llvm
+from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -70,11 +56,16 @@ try:
 except ImportError:  # pragma: no cover - a Numba without this class
     IndexDataCacheFile = object
 
-_OPTIONS = dict(nogil=True, error_model="numpy", fastmath={"contract"}, no_cfunc_wrapper=True)
+#: Whether Numba's internals are used (see the module docstring).
+PLAIN = os.environ.get("FASTMLP_PLAIN_NUMBA", "").strip() not in ("", "0")
+
+_OPTIONS = dict(nogil=True, error_model="numpy", fastmath={"contract"})
+if not PLAIN:
+    _OPTIONS["no_cfunc_wrapper"] = True
 
 # The modules whose code, or names, end up inside compiled kernels.
-KERNEL_SOURCES = ("_activations.py", "_blas.py", "_codes.py", "_engine.py", "_jit.py",
-                  "_kernels.py", "_linalg.py", "_optim.py")
+KERNEL_SOURCES = ("_activations.py", "_blas.py", "_bundles.py", "_codes.py", "_engine.py",
+                  "_jit.py", "_kernels.py", "_linalg.py", "_optim.py")
 
 
 def sources_stamp(directory=os.path.dirname(os.path.abspath(__file__))):
@@ -180,8 +171,10 @@ def jit(parallel=False, inline="never", reassoc=False, internal=False):
         opts = dict(_OPTIONS, parallel=parallel, inline=inline)
         if reassoc:
             opts["fastmath"] = opts["fastmath"] | {"reassoc"}
-        if internal:
+        if internal and not PLAIN:
             opts["no_cpython_wrapper"] = True
+        if PLAIN:
+            return njit(cache=False, **opts)(func)
         try:
             dispatcher = njit(cache=True, **opts)(func)
         except RuntimeError:  # "cannot cache function ...: no locator available"
@@ -273,7 +266,7 @@ def call_by_symbol(dispatcher):
     propagated. ``dispatcher`` must be a module-level kernel: a process
     loading a cached caller finds it by module and name.
     """
-    if config.DISABLE_JIT:  # the kernels run as Python: a plain call
+    if config.DISABLE_JIT or PLAIN:  # a plain call
         return dispatcher
     module = dispatcher.py_func.__module__
     qualname = dispatcher.py_func.__qualname__
@@ -307,3 +300,30 @@ def call_by_symbol(dispatcher):
         return restype(types.StarArgTuple.from_types(argtypes)), codegen
 
     return call
+
+
+@intrinsic
+def _freeze(typingctx, x):
+    """``x`` unchanged, as an LLVM ``freeze`` of it: the identity on any
+    loaded number, which hides from LLVM that a value stored back is the
+    loaded element, so ``z[c] = 0 if z[c] <= 0 else kept(z[c])`` stays an
+    ordinary vector store instead of a masked store of the zeros."""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (v,) = args
+        instr = ir.instructions.Instruction(builder.block, v.type, "freeze", [v])
+        builder._insert(instr)  # llvmlite's IRBuilder has no freeze method
+        return instr
+
+    return x(x), codegen
+
+
+@njit(inline="always")
+def _identity(x):
+    return x
+
+
+#: ``x`` unchanged, as :func:`_freeze` (plain Numba: the identity).
+kept = _identity if (PLAIN or config.DISABLE_JIT) else _freeze

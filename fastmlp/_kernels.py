@@ -1,31 +1,33 @@
-"""Compiled forward, backward, output-head and serial-predict kernels.
+"""Compiled kernels of a whole batch: the network's phases, the output head,
+the loss, the gathers, and the serial forward pass of a few rows.
 
-Arrays handed to these kernels are the flat parameter buffer ``theta`` with
-its layout (``units``, ``w_off``, ``b_off``: int64 arrays, see
-:mod:`fastmlp._layout`), and flat work buffers ``acts`` / ``deltas`` in
-which layer ``l``'s output for a batch of ``n`` rows is the row-major block
-``[a_off[l], a_off[l] + n * units[l + 1])``. Exactly two dtypes are used,
-float32 and float64, and every argument of a kernel has the parameter dtype,
-so each kernel compiles at most once per dtype.
+Kernels take the bundles of :mod:`fastmlp._bundles` (``Shape``,
+``Params``, ``Batch``, ``Work``). In the flat work buffers ``work.acts``
+/ ``work.deltas`` (and ``work.pre``), layer ``l``'s block for a batch of
+``n`` rows is the row-major ``(n, units[l + 1])`` block at
+``shape.offsets[l, OFF_A]``. Every float array of a call has the
+parameter dtype, so each kernel compiles at most once per dtype.
 
 :func:`network` runs a batch through every layer in two parallel loops:
-each task of the first carries a block of rows through the forward pass,
-the output head and the deltas (on small networks, then its rows' share of
-every layer's gradient); the second does every layer's gradient (or adds
-the shares up) and optimizer step. :func:`loss_grad` sequences the two and
-the loss; it is inlined into its compiled callers (``inline="always"``):
-as a separately compiled function it re-optimised and re-generated the
-machine code of everything it calls (see :mod:`fastmlp._engine`), and
-called from Python it compiled the kernels of both input kinds. Its callers are the epoch
-kernels and the L-BFGS objective's (:func:`fastmlp._engine.full_batch_dense`
-and ``full_batch_sparse``); called from Python it compiles as usual.
+each task of the first (ROWS) carries a block of rows through the forward
+pass, the output head and the deltas (on small networks, then its rows'
+share of every layer's gradient); the second (STEPS) does every layer's
+gradient (or adds the shares up) and optimizer step. :func:`loss_grad`
+sequences the two and the loss; it is inlined into its compiled callers
+(the epoch kernels and L-BFGS's, :mod:`fastmlp._engine`), which keeps it
+from being a level of its own that re-optimises all it calls.
 """
 
 import numpy as np
 from numba import prange
 
-from ._activations import activate, relu_row
+from ._activations import activate, relu_forward
+from ._bundles import Params
 from ._codes import (
+    BACKWARD,
+    COMBINE,
+    FORWARD,
+    GRADIENT,
     H_ALPHA,
     H_LOG_EPS,
     HEAD_ACTIVATIONS,
@@ -34,32 +36,30 @@ from ._codes import (
     HEAD_SOFTMAX,
     IDENTITY,
     N_HYPER,
+    OFF_A,
+    OFF_B,
+    OFF_W,
+    PREDICT,
     RELU,
-)
-from ._jit import call_by_symbol, jit
-from ._linalg import (
-    BACKWARD,
-    BR,
-    COMBINE,
-    FORWARD,
-    GRADIENT,
+    ROWS,
     SHARE,
     SPARSE_FORWARD,
     SPARSE_GRADIENT,
+    STEPS,
+)
+from ._jit import call_by_symbol, jit
+from ._linalg import (
+    BR,
     _call_layer_task,
     _check,
     _check_flat,
     _check_step_buffers,
     _n_tasks,
     _task_rows,
+    block_view,
+    layer_activation,
     sparse_layer,
 )
-
-
-@jit(internal=True)
-def block_view(buf, off, l, n, m):
-    """Rows ``0..n`` of layer ``l``'s (n, m) block in a flat work buffer."""
-    return buf[off[l] : off[l] + n * m].reshape((n, m))
 
 
 @jit(internal=True)
@@ -74,9 +74,8 @@ def _xlogy(x, y):
 def output_head(Z, Y, sw, head, log_eps, D, row_loss):
     """The per-row loss and the output delta of the output activations.
 
-    Serial: a batch's output layer is a few thousand elements (200 rows x
-    10 classes), less work than a parallel region's fork and join, and a
-    ``prange`` here cost ~1 s of compilation per dtype.
+    Serial, on one task's rows: a batch's output layer is less work than a
+    parallel region's fork and join.
 
     Z : (n, m) output-layer activations (the forward pass applied the
         head's function).
@@ -170,32 +169,27 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
             nxt[j] = q + 1
 
 
-# Phases of :func:`network`.
-PREDICT = 0  # the forward pass
-ROWS = 1  # the forward pass, the output head's loss and deltas, the deltas of every layer
-STEPS = 2  # every layer's weight gradient and optimizer step
-
-
 @jit(internal=True)
-def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, nesterov,
-                  hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts,
-                  deltas, a_off, row_loss, Xs, bidx, shares):
-    """Task ``i`` of :func:`network`'s loop, compiled on its own and
-    called by symbol (:func:`fastmlp._jit.call_by_symbol`), as it calls
-    :func:`fastmlp._linalg._layer_task`: each is compiled once, in a module
-    of its own, instead of again in every module that calls it (the loop's
-    body and its two wrappers, :func:`network`, the epoch kernels).
+def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
+    """Task ``i`` of :func:`network`'s loop, compiled on its own and called
+    by symbol, as it calls :func:`fastmlp._linalg._layer_task`: each is
+    compiled once instead of again in every module that calls it.
 
     Its work is a list of layer operations made by one call site of the
-    layer task, and in ROWS with ``shares`` a loop of SHARE operations by a
-    second. Before the calls by symbol, when each call site linked the
-    task's code into the caller, a first dense adam fit on digits from an
-    empty cache compiled in 8.0 s with one call site and 8.4 s with three
-    (one per operation).
+    layer task, and in ROWS with shares a loop of SHARE operations by a
+    second (each call site costs compilation of its own).
     """
-    L = w_off.shape[0]
-    P = theta.shape[0]
+    units = shape.units
+    offs = shape.offsets
+    L = offs.shape[0]
+    P = params.theta.shape[0]
+    n = batch.n
+    X = batch.X
+    acts = work.acts
+    deltas = work.deltas
+    shares = work.shares
     split = shares.shape[0] > 0
+    keep = work.pre.shape[0] > 0
     if phase == STEPS:
         # Item i is task t of layer l's gradient; the first half of the
         # items holds the first half of every layer's tasks, so the static
@@ -226,59 +220,64 @@ def _network_task(phase, i, n_t, first, n, theta, grad, state1, state2, solver, 
         # and the deltas from layer L-1 down to layer 1
         n_fwd = L - first
         n_ops = n_fwd + L if phase == ROWS else n_fwd
-        if phase == ROWS and bidx.shape[0] > 0:
+        if phase == ROWS and batch.bidx.shape[0] > 0:
             # the task's own rows of the batch, gathered by the thread that
             # uses them (see network)
             r0, r1 = _task_rows(i, n_t, n)
-            gather_rows(Xs, bidx, r0, r1 - r0, X[r0:r1])
+            gather_rows(batch.Xs, batch.bidx, r0, r1 - r0, X[r0:r1])
     for j in range(n_ops):
         if phase == STEPS:
             op = np.int64(GRADIENT)
             rows = units[lay]
-            Out = block_view(deltas, a_off, lay, n, units[lay + 1])
-            D = Out
-            act = np.int64(IDENTITY)
         elif j < n_fwd:
             lay = first + j
             op = np.int64(FORWARD)
             rows = n
-            Out = block_view(acts, a_off, lay, n, units[lay + 1])
-            D = Out
-            act = acts_code[lay] if lay < L - 1 else HEAD_ACTIVATIONS[head]
         elif j == n_fwd:
             r0, r1 = _task_rows(i, n_t, n)
             m = units[L]
-            Z = block_view(acts, a_off, L - 1, n, m)
-            Dout = block_view(deltas, a_off, L - 1, n, m)
-            output_head(Z[r0:r1], Y[r0:r1], sw[r0:r1], head, hyper[H_LOG_EPS], Dout[r0:r1],
-                        row_loss[r0:r1])
+            Z = block_view(acts, offs, L - 1, n, m)
+            Dout = block_view(deltas, offs, L - 1, n, m)
+            output_head(Z[r0:r1], batch.Y[r0:r1], batch.sw[r0:r1], shape.head,
+                        params.hyper[H_LOG_EPS], Dout[r0:r1], work.row_loss[r0:r1])
             continue
         else:
             lay = L - 1 - (j - n_fwd - 1)
             op = np.int64(BACKWARD)
             rows = n
-            D = block_view(deltas, a_off, lay, n, units[lay + 1])
-            Out = block_view(deltas, a_off, lay - 1, n, units[lay])
-            act = acts_code[lay - 1]
-        A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
-        if phase == STEPS and split:
-            # the other row tasks' shares, one per row of a (count, P) view
-            op = np.int64(COMBINE)
-            Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
-        _call_layer_task(op, t, nt, rows, theta, grad, state1, state2, w_off[lay],
-                         b_off[lay], units[lay], units[lay + 1], A, D, Out, act, solver,
-                         nesterov, hyper, sw_sum)
+        k = units[lay]
+        m = units[lay + 1]
+        A = X if lay == 0 else block_view(acts, offs, lay - 1, n, k)
+        if op == FORWARD:
+            Out = block_view(acts, offs, lay, n, m)
+            D = Out
+            Z = block_view(work.pre, offs, lay, n, m) if keep else work.pre[:0].reshape((0, m))
+        elif op == BACKWARD:
+            D = block_view(deltas, offs, lay, n, m)
+            Out = block_view(deltas, offs, lay - 1, n, k)
+            Z = block_view(work.pre, offs, lay - 1, n, k) if keep else A
+        else:
+            Out = block_view(deltas, offs, lay, n, m)
+            D = Out
+            Z = Out
+            if split:
+                # the other row tasks' shares, one per row of a (count, P) view
+                op = np.int64(COMBINE)
+                Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
+        act = layer_activation(shape, op, lay)
+        _call_layer_task((op, t, nt, rows, lay, act), params, shape, (A, D, Out, Z), sw_sum)
     if phase == ROWS and split:
         # The task's share of each layer's gradient (task 0's into grad),
         # while its rows' activations and deltas are in this core's cache;
         # the deltas written last first.
-        buf = grad if i == 0 else shares[(i - 1) * P:i * P]
+        buf = params.grad if i == 0 else shares[(i - 1) * P:i * P]
+        mine = Params(params.theta, buf, params.m1, params.m2, params.step, params.hyper,
+                      params.hyper64, params.solver, params.nesterov)
         for lay in range(first, L):
-            A = X if lay == 0 else block_view(acts, a_off, lay - 1, n, units[lay])
-            D = block_view(deltas, a_off, lay, n, units[lay + 1])
-            _call_layer_task(np.int64(SHARE), i, n_t, n, theta, buf, state1, state2,
-                             w_off[lay], b_off[lay], units[lay], units[lay + 1], A, D, D,
-                             np.int64(IDENTITY), solver, nesterov, hyper, sw_sum)
+            A = X if lay == 0 else block_view(acts, offs, lay - 1, n, units[lay])
+            D = block_view(deltas, offs, lay, n, units[lay + 1])
+            _call_layer_task((np.int64(SHARE), i, n_t, n, lay, np.int64(IDENTITY)), mine,
+                             shape, (A, D, D, D), sw_sum)
 
 
 @jit(inline="always")
@@ -290,10 +289,14 @@ def _apart(a, b):
 
 
 @jit(internal=True)
-def _check_gather(X, Xs, bidx, n):
+def _check_gather(batch):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
     the rows exist, the widths agree, and no task reads a source row that
     another writes."""
+    X = batch.X
+    Xs = batch.Xs
+    bidx = batch.bidx
+    n = batch.n
     fits = bidx.shape[0] >= n and Xs.shape[1] == X.shape[1] and _apart(X, Xs)
     top = Xs.shape[0]
     for r in range(n if fits else 0):
@@ -302,157 +305,119 @@ def _check_gather(X, Xs, bidx, n):
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
 
 
-_call_network_task = call_by_symbol(_network_task)
-
-
-@jit(parallel=True)
-def network(phase, first, n, theta, grad, state1, state2, solver, nesterov, hyper, sw_sum,
-            units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas, a_off, row_loss,
-            Xs, bidx, shares):
-    """One phase of a batch of ``n`` rows through layers ``first..`` of the
-    network, in ONE parallel loop.
-
-    phase : PREDICT, ROWS or STEPS.
-        PREDICT: the forward pass; layer ``l``'s output goes to its block
-        of ``acts`` (the output layer's through its head's function).
-        ROWS: the forward pass, then :func:`output_head` into ``row_loss``
-        and the output block of ``deltas``, then every hidden layer's
-        deltas (with ``shares``, then each task's share of the gradient).
-        STEPS: every layer's weight and bias gradient into ``grad`` (with
-        ``shares``, the sum of the shares ROWS wrote), each block followed
-        by its optimizer step; call it after ROWS and after any use of the
-        weights before their step (the penalty :func:`l2_sum` of the
-        loss).
-    first : 0, or 1 when a sparse input's first layer is done apart
-        (:func:`fastmlp._linalg.sparse_layer`); ``X`` is then not read.
-
-    Xs, bidx : where ``bidx`` is not empty (a dense input only), ROWS
-        first gathers the batch's input, each task its own rows: row ``r``
-        of ``X`` is row ``bidx[r]`` of ``Xs``. Not read where it is empty.
-    shares : empty, or a contiguous buffer of at least ``(n_t - 1) * P``
-        elements, ``n_t`` the batch's row tasks
-        (:func:`fastmlp._linalg._n_tasks` of ``n`` and ``BR``) and ``P``
-        the parameters. Where it is not empty, the gradient is split by
-        batch rows: each ROWS task also writes its share of every layer's
-        gradient (task 0's in ``grad``, the others' in ``shares``), and
-        STEPS adds the shares up, in task order, before each block's
-        step. ``grad`` must then hold ``P`` elements in ROWS too, and
-        neither may overlap the weights, the optimizer state or the work
-        buffers (checked). Give the STEPS that follows a ROWS the same
-        buffer: STEPS cannot tell shares left over from another batch.
-
-    The other arguments are :func:`loss_grad`'s; ``sw_sum`` is used by
-    STEPS only, ``Y``, ``sw``, ``row_loss``, ``deltas`` and ``hyper`` by
-    the training phases only (PREDICT takes arrays of their types).
-
-    With ``shares`` empty, the work is that of one
-    :func:`fastmlp._linalg.layer` call per layer and operation, the same
-    row tasks and the same BLAS calls, so the results are bit for bit those
-    of the layer-by-layer sequence; what changes is the number of parallel
-    regions. The forward pass, the head and the deltas only combine a row with itself, so a task carries its
-    rows through all of them without waiting for the others (ROWS); the
-    gradients split the rows of each ``W`` (STEPS). Two regions per
-    training batch (four with a sparse input, whose first layer has
-    kernels of its own) instead of two per layer and one more per hidden
-    layer: Numba's TBB layer builds a task arena for every parallel loop,
-    and each loop cost two threads ~7 us beyond its work (a 256 x 256 float32 layer
-    at 2 threads: 141 us against ~134 us of one-thread BLAS and ReLU).
-    Measured at 2 threads on the Zen 4 machine of bench/README.md, old and
-    new code in interleaved processes: W1 (digits, 5 regions per batch to
-    2) 0.257 s against 0.293 s; W2 float32 (8 to 2) 0.708 s against
-    0.733 s. One loop for all three phases: each ``prange`` is compiled
-    into a function and two wrappers of its own (~1 s of compilation when
-    its body's callees were linked into each; see :func:`_network_task`).
-
-    A shuffled dense batch's input rows are gathered in ROWS, each task
-    its own (``Xs``, ``bidx``): done serially before the loop, the gather
-    kept the other thread waiting and wrote rows that thread then read from
-    this one's cache. Interleaved processes, two threads, near host state,
-    bit for bit the same results: W1 0.195-0.200 s against 0.203-0.208 s
-    (0.199 against 0.207-0.209 s once more after the calls by symbol), W2
-    float64 1.275-1.286 s against 1.293-1.301 s, W2 float32 about the
-    same (0.697 against 0.701 s). It costs ~0.3-0.4 s more compilation
-    from an empty cache (a first digits fit: 6.0-6.2 s against 5.6-5.9 s).
-
-    Gradient split by batch rows (``shares``). Split by rows of ``W``, a
-    STEPS task reads every row of its layer's input and deltas, half of
-    them written by the other thread in ROWS, from that thread's cache.
-    Split by batch rows, each ROWS task computes ``A_t.T @ D_t`` over its
-    own rows while they are in its cache, once it has written its deltas;
-    STEPS then reads one share of the gradient from the other thread
-    instead of half of every layer's activations and deltas. It pays
-    where the parameters are few against a batch's activations, and the
-    shares cost ``(n_t - 1) * P`` elements, so the engine uses it where
-    the shares take at most :data:`fastmlp._engine.SHARES_MAX_BYTES` (1
-    MiB: W1 and W2 of bench/README.md, not W3). Measured (split by rows of
-    ``W`` -> by batch rows), a batch of ROWS, the L2 sum and STEPS repeated
-    at two threads in the near host state (µs): W1's network (64, 100, 10)
-    float64, 200 rows, 123.5 -> 104-108; the same on 512 rows 278 -> 222,
-    on 1,437 rows (L-BFGS on digits) 1,370 -> 703-737 (far host state);
-    W2's float32 667 -> 646-649, float64 1,241 -> 1,211; W3's (256 rows, 2
-    MB of shares) 4.15-4.2 ms either way. At one thread: W1 the same, W2
-    1.2% slower, 512 and 1,437 rows 9% faster. Whole fits, interleaved
-    processes, two threads: W1 0.200-0.205 -> 0.173-0.184 s (one thread
-    0.264 -> 0.267-0.273 s); W2 float32 0.703-0.705 -> 0.688-0.700 s,
-    float64 1.286 -> 1.253 s; an L-BFGS fit on digits, (100,), 2.2 -> 1.3
-    ms per iteration. It costs ~0.3-0.7 s more compilation from an empty
-    cache (a first dense digits fit 6.7-6.95 s against 6.1-6.3 s, L-BFGS
-    6.2 against 5.8 s, sparse 9.2 against 8.9 s): half what it cost with
-    a call after each layer's deltas instead of one loop of calls after
-    them all (1.1-1.4 s more, and W1 no faster). The sums differ from the
-    split by rows of ``W`` in the last bits; which split a fit uses
-    depends on the shapes, the batch size and the dtype, never on the
-    thread count.
-    """
-    L = w_off.shape[0]
-    P = theta.shape[0]
+@jit(internal=True)
+def _check_network(phase, first, params, shape, batch, work):
+    """Raise unless the bundles fit each other for :func:`network`: every
+    extent its tasks index without bounds checks, and no buffer that a
+    task writes overlapping one that another reads."""
+    units = shape.units
+    offs = shape.offsets
+    L = offs.shape[0]
+    P = params.theta.shape[0]
+    n = batch.n
+    acts = work.acts
+    deltas = work.deltas
+    pre = work.pre
+    shares = work.shares
+    grad = params.grad
     train = phase != PREDICT
-    fits = (L >= 1 and units.shape[0] == L + 1 and b_off.shape[0] == L
-            and a_off.shape[0] >= L and acts_code.shape[0] >= L - 1 and n >= 0
-            and (first == 0 or first == 1))
+    fits = (L >= 1 and units.shape[0] == L + 1 and offs.shape[1] == 3
+            and shape.acts.shape[0] >= L - 1 and n >= 0 and (first == 0 or first == 1)
+            and 0 <= shape.head < len(HEAD_ACTIVATIONS)
+            and (pre.shape[0] == 0 or pre.shape[0] >= acts.shape[0]))
     # Each layer's parameters and work blocks must fit their buffers and
     # follow the previous layer's without overlap: tasks write them in
     # parallel, BLAS through raw pointers.
     for l in range(L if fits else 0):
         k = units[l]
         m = units[l + 1]
-        end = a_off[l] + n * m
-        fits = (fits and k > 0 and m > 0 and w_off[l] >= 0 and b_off[l] == w_off[l] + k * m
-                and b_off[l] + m <= P and a_off[l] >= 0 and end <= acts.shape[0]
+        end = offs[l, OFF_A] + n * m
+        fits = (fits and k > 0 and m > 0 and offs[l, OFF_W] >= 0
+                and offs[l, OFF_B] == offs[l, OFF_W] + k * m and offs[l, OFF_B] + m <= P
+                and offs[l, OFF_A] >= 0 and end <= acts.shape[0]
                 and (not train or end <= deltas.shape[0]))
         if l > 0:
-            fits = (fits and w_off[l] >= b_off[l - 1] + k
-                    and a_off[l] >= a_off[l - 1] + n * k)
+            fits = (fits and offs[l, OFF_W] >= offs[l - 1, OFF_B] + k
+                    and offs[l, OFF_A] >= offs[l - 1, OFF_A] + n * k)
     if fits and train:
-        fits = (Y.shape[0] >= n and Y.shape[1] == units[L] and sw.shape[0] >= n
-                and row_loss.shape[0] >= n and hyper.shape[0] >= N_HYPER)
-        fits = fits and _apart(acts, deltas) and (first == 0 or bidx.shape[0] == 0)
+        fits = (batch.Y.shape[0] >= n and batch.Y.shape[1] == units[L]
+                and batch.sw.shape[0] >= n and work.row_loss.shape[0] >= n
+                and params.hyper.shape[0] >= N_HYPER)
+        fits = (fits and _apart(acts, deltas) and (pre.shape[0] == 0 or _apart(pre, acts))
+                and (pre.shape[0] == 0 or _apart(pre, deltas))
+                and (first == 0 or batch.bidx.shape[0] == 0))
     n_t = _n_tasks(n, np.int64(BR))
     if train and shares.shape[0] > 0:
         # ROWS then writes parameter-sized blocks of grad and shares while
         # other tasks read the weights and the work buffers
         fits = fits and grad.shape[0] == P and shares.shape[0] >= (n_t - 1) * P
-        for buf in (grad, theta, state1, state2, acts, deltas):
+        for buf in (grad, params.theta, params.m1, params.m2, acts, deltas):
             fits = fits and _apart(shares, buf)
-        for buf in (theta, state1, state2, acts, deltas):
+        for buf in (params.theta, params.m1, params.m2, acts, deltas):
             fits = fits and _apart(grad, buf)
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
-    _check_flat(theta, grad)
+    _check_flat(params)
     if first == 0:
-        _check(X, n, units[0])
-        if phase == ROWS and bidx.shape[0] > 0:
-            _check_gather(X, Xs, bidx, n)
+        _check(batch.X, n, units[0])
+        if phase == ROWS and batch.bidx.shape[0] > 0:
+            _check_gather(batch)
+    if phase == STEPS:
+        _check_step_buffers(params)
+
+
+_call_network_task = call_by_symbol(_network_task)
+
+
+@jit(parallel=True)
+def network(phase, first, sw_sum, params, shape, batch, work):
+    """One phase of a batch of ``batch.n`` rows through layers ``first..``
+    of the network, in ONE parallel loop.
+
+    phase : PREDICT, ROWS or STEPS.
+        PREDICT: the forward pass; layer ``l``'s output goes to its block
+        of ``work.acts`` (the output layer's through its head's function).
+        ROWS: the forward pass (keeping pre-activations in ``work.pre``
+        where it is not empty), then :func:`output_head` into
+        ``work.row_loss`` and the output block of ``work.deltas``, then
+        every hidden layer's deltas (with shares, then each task's share of
+        the gradient). STEPS: every layer's weight and bias gradient into
+        ``params.grad`` (with shares, the sum of the shares ROWS wrote),
+        each block followed by its optimizer step; call it after ROWS and
+        after any use of the weights before their step (the loss's
+        :func:`l2_sum`).
+    first : 0, or 1 when a sparse input's first layer is done apart
+        (:func:`fastmlp._linalg.sparse_layer`); ``batch.X`` is then not read.
+    sw_sum : the batch's sum of sample weights (STEPS only).
+
+    Where ``batch.bidx`` is not empty (a dense input only), ROWS first
+    gathers the batch's input, each task its own rows. Where
+    ``work.shares`` is not empty, it holds at least ``(n_t - 1) * P``
+    elements (``n_t`` the batch's row tasks, :func:`_n_tasks` of ``n``
+    and ``BR``), and the gradient is split by batch rows: each ROWS task
+    also writes its share of every layer's gradient (task 0's in
+    ``params.grad``, the others' in ``work.shares``) while its rows are in
+    its cache, and STEPS adds them up in task order before each block's
+    step. Give the STEPS that follows a ROWS the same buffers. It pays
+    where the parameters are few against a batch's activations; the sums
+    differ from the split by rows of ``W`` in the last bits, and which
+    split a fit uses depends on the shapes, never on the thread count.
+
+    Without shares the tasks make the same BLAS calls as one
+    :func:`fastmlp._linalg.layer` call per layer and operation, so the
+    results are bit for bit those of that sequence, in two parallel
+    regions per training batch instead of a few per layer (Numba's TBB
+    layer builds a task arena for each).
+    """
+    _check_network(phase, first, params, shape, batch, work)
+    n_t = _n_tasks(batch.n, np.int64(BR))
     count = n_t
     if phase == STEPS:
-        _check_step_buffers(theta, grad, state1, state2, solver, hyper)
         count = 0
-        for l in range(first, L):
-            count += _n_tasks(units[l], np.int64(BR))
+        for l in range(first, shape.offsets.shape[0]):
+            count += _n_tasks(shape.units[l], np.int64(BR))
     for i in prange(count):
-        _call_network_task(phase, np.int64(i), n_t, first, n, theta, grad, state1, state2,
-                           solver, nesterov, hyper, sw_sum, units, w_off, b_off, acts_code,
-                           head, X, Y, sw, acts, deltas, a_off, row_loss, Xs, bidx, shares)
+        _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, batch, work)
 
 
 _call_network = call_by_symbol(network)
@@ -460,24 +425,21 @@ _call_sparse_layer = call_by_symbol(sparse_layer)
 
 
 @jit(reassoc=True)
-def l2_sum(theta, units, w_off):
+def l2_sum(theta, shape):
     """Sum of squared weights (biases excluded), in float64.
 
     Compiled with reassociation allowed (see :func:`fastmlp._jit.jit`), so
-    LLVM vectorises the sum into several partial sums: one running sum is
-    a chain of dependent additions (~4 cycles per weight). Measured on W2's
-    92k weights: 8 µs against 31 µs (float32) for eight hand-interleaved
-    partial sums, which the compiler would not vectorise, and 10 against 17
-    µs (float64); ~3% of a W2 or W3 float32 batch. The order of the partial
-    sums is fixed by the compiled code, so the result does not depend on
-    the thread count or the run (scikit-learn's ``np.dot`` of the weights
-    has an order of its own too). It enters the loss, never the gradient:
-    the reported loss, early stopping's comparisons, and L-BFGS's line
-    search.
+    LLVM vectorises the sum into several partial sums instead of one chain
+    of dependent additions. The order of the partial sums is fixed by the
+    compiled code, so the result does not depend on the thread count or
+    the run. It enters the loss, never the gradient.
     """
     s = 0.0
-    for l in range(w_off.shape[0]):
-        w = theta[w_off[l]:w_off[l] + units[l] * units[l + 1]]
+    units = shape.units
+    offs = shape.offsets
+    for l in range(offs.shape[0]):
+        o = offs[l, OFF_W]
+        w = theta[o:o + units[l] * units[l + 1]]
         a = 0.0
         for i in range(w.shape[0]):
             x = np.float64(w[i])
@@ -487,85 +449,71 @@ def l2_sum(theta, units, w_off):
 
 
 @jit(inline="always")
-def loss_grad(theta, grad, state1, state2, solver, nesterov, hyper, units, w_off, b_off,
-              acts_code, head, is_sparse, X, xd, xi, xp, cd, cr, cp, Y, sw, n, acts, deltas,
-              a_off, row_loss, Xs, bidx, shares):
-    """Loss of ``n`` rows and its gradient; then, unless ``solver`` is
-    ``NO_STEP``, one optimizer step.
+def loss_grad(params, shape, batch, work, sparse):
+    """Loss of the batch and its gradient; then, unless ``params.solver``
+    is ``NO_STEP``, one optimizer step.
 
     Returns scikit-learn's batch loss: the ``sw``-weighted average of the
-    per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``
-    (``alpha = hyper[H_ALPHA]``), at the parameters before the step; writes
-    the gradient, same layout as ``theta``, into ``grad``. The work is two
-    :func:`network` calls: ROWS (forward pass, output head, deltas), then,
-    once the loss has read the weights, STEPS (each layer's gradient
-    followed by its optimizer step); state1, state2 and hyper are as in
-    :func:`fastmlp._optim.optimizer_step`. The input is ``X`` (n, k) when
-    dense, else CSR ``(xd, xi, xp)`` for the first layer's forward pass and
-    the same matrix in CSC form ``(cd, cr, cp)`` for its weight gradient,
-    both done apart from :func:`network` (``first=1``). Where ``bidx``
-    is not empty (dense input only), the forward pass first gathers the
-    batch's rows ``Xs[bidx]`` into ``X``; where ``shares`` is not empty, the
-    gradient is split by batch rows (see :func:`network`).
+    per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``, at the
+    parameters before the step; writes the gradient into ``params.grad``.
+    The work is two :func:`network` calls: ROWS, then, once the loss has
+    read the weights, STEPS. A ``sparse`` input's first layer (``batch``'s
+    CSR arrays forward, its CSC arrays for the gradient) is
+    :func:`fastmlp._linalg.sparse_layer`'s. ``sparse`` is a constant of
+    the caller, so the other input kind's kernels are not compiled.
     """
-    L = w_off.shape[0]
-    alpha = hyper[H_ALPHA]
-    one = theta.dtype.type(1)
+    n = batch.n
+    sw = batch.sw
+    one = params.theta.dtype.type(1)
     first = np.int64(0)
-    if is_sparse:
+    if sparse:
         first = np.int64(1)
-        act = acts_code[0] if L > 1 else HEAD_ACTIVATIONS[head]
-        A0 = block_view(acts, a_off, np.int64(0), n, units[1])
-        _call_sparse_layer(np.int64(SPARSE_FORWARD), xd, xi, xp, units[0], theta, grad, state1,
-                           state2, w_off[0], b_off[0], A0, A0, act, solver, nesterov, hyper, one)
-    _call_network(np.int64(ROWS), first, n, theta, grad, state1, state2, solver, nesterov,
-                  hyper, one, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas,
-                  a_off, row_loss, Xs, bidx, shares)
+        _call_sparse_layer(np.int64(SPARSE_FORWARD), params, shape, batch, work, one)
+    _call_network(np.int64(ROWS), first, one, params, shape, batch, work)
 
-    # ``sw[:n].sum()`` adds in the same order and dtype, but compiles four
-    # more functions (~0.3 s of a first fit).
+    # ``sw[:n].sum()`` adds in the same order and dtype, but compiles more
     sw_sum = sw.dtype.type(0)
     total = 0.0
+    row_loss = work.row_loss
     for r in range(n):
         sw_sum += sw[r]
         total += row_loss[r] * sw[r]
     # before the steps change the weights
-    loss = total / sw_sum + 0.5 * alpha * l2_sum(theta, units, w_off) / sw_sum
+    alpha = params.hyper[H_ALPHA]
+    loss = total / sw_sum + 0.5 * alpha * l2_sum(params.theta, shape) / sw_sum
 
-    _call_network(np.int64(STEPS), first, n, theta, grad, state1, state2, solver, nesterov,
-                  hyper, sw_sum, units, w_off, b_off, acts_code, head, X, Y, sw, acts, deltas,
-                  a_off, row_loss, Xs, bidx, shares)
-    if is_sparse:
-        D0 = block_view(deltas, a_off, np.int64(0), n, units[1])
-        _call_sparse_layer(np.int64(SPARSE_GRADIENT), cd, cr, cp, units[0], theta, grad, state1,
-                           state2, w_off[0], b_off[0], D0, D0, np.int64(IDENTITY), solver,
-                           nesterov, hyper, sw_sum)
+    _call_network(np.int64(STEPS), first, sw_sum, params, shape, batch, work)
+    if sparse:
+        _call_sparse_layer(np.int64(SPARSE_GRADIENT), params, shape, batch, work, sw_sum)
     return loss
 
 
 @jit(internal=True)
-def _serial_width(theta, units, w_off, b_off, acts_code, X, out):
+def _serial_width(shape, theta, X, out):
     """The widest layer, once every extent the serial kernels index without
     bounds checks is checked; raises ValueError where the arrays do not fit
-    ``units``."""
-    L = w_off.shape[0]
-    fits = (L >= 1 and units.shape[0] == L + 1 and b_off.shape[0] == L
-            and acts_code.shape[0] >= L - 1
+    ``shape``."""
+    units = shape.units
+    offs = shape.offsets
+    L = offs.shape[0]
+    fits = (L >= 1 and units.shape[0] == L + 1 and offs.shape[1] == 3
+            and shape.acts.shape[0] >= L - 1 and 0 <= shape.head < len(HEAD_ACTIVATIONS)
             and X.shape[1] == units[0] and out.shape[0] == X.shape[0]
             and out.shape[1] == units[L])
     width = 1
     for l in range(L if fits else 0):
         m = units[l + 1]
         width = max(width, m)
-        fits = (fits and m > 0 and w_off[l] >= 0 and b_off[l] == w_off[l] + units[l] * m
-                and b_off[l] + m <= theta.shape[0])
+        fits = (fits and m > 0 and offs[l, OFF_W] >= 0
+                and offs[l, OFF_B] == offs[l, OFF_W] + units[l] * m
+                and offs[l, OFF_B] + m <= theta.shape[0])
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
     return width
 
 
 @jit()
-def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
+def predict_serial(shape, theta, X, out):
     """Output activations of a few dense rows, on the calling thread.
 
     For predictions too small to split between threads (one row, a handful):
@@ -580,17 +528,20 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
     X : (n, units[0]) dense input; out : (n, units[-1]), written.
     Returns whether every element of X is finite. The rows are computed
     either way (NaN in, NaN out), so a caller that skipped scikit-learn's
-    finiteness check can make it here, for ~0.05 us where ``np.isfinite``
-    costs ~2 us on a one-row prediction, and fall back to scikit-learn's
-    validation and its error when it fails.
-    Raises ValueError where the arrays do not fit ``units``: the loops
+    finiteness check can make it here, far cheaper than ``np.isfinite`` on
+    a one-row prediction, and fall back to scikit-learn's validation and
+    its error when it fails.
+    Raises ValueError where the arrays do not fit ``shape``: the loops
     below index without bounds checks.
 
     The work vectors are allocated here, not passed in: callers on several
     Python threads (the kernel releases the GIL) then never share them.
     """
-    L = w_off.shape[0]
-    width = _serial_width(theta, units, w_off, b_off, acts_code, X, out)
+    units = shape.units
+    offs = shape.offsets
+    acts_code = shape.acts
+    L = offs.shape[0]
+    width = _serial_width(shape, theta, X, out)
     z0 = np.empty(width, dtype=theta.dtype)
     z1 = np.empty(width, dtype=theta.dtype)
     finite = True
@@ -605,8 +556,10 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
             # an empty cache.
             n_in = units[l]
             m = units[l + 1]
-            W = theta[w_off[l] : w_off[l] + n_in * m].reshape((n_in, m))
-            b = theta[b_off[l] : b_off[l] + m]
+            wo = offs[l, OFF_W]
+            bo = offs[l, OFF_B]
+            W = theta[wo : wo + n_in * m].reshape((n_in, m))
+            b = theta[bo : bo + m]
             z = z0[:m] if l % 2 == 0 else z1[:m]
             for c in range(m):
                 z[c] = b[c]
@@ -638,11 +591,11 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
             if l < L - 1:
                 act = acts_code[l]
                 if act == RELU:
-                    relu_row(z)
+                    relu_forward(z)
                 else:
                     activate(z, act)
             a = z
-        activate(a, HEAD_ACTIVATIONS[head])
+        activate(a, HEAD_ACTIVATIONS[shape.head])
         o = out[r]
         for c in range(o.shape[0]):
             o[c] = a[c]
@@ -650,24 +603,24 @@ def predict_serial(theta, units, w_off, b_off, acts_code, head, X, out):
 
 
 @jit()
-def predict_serial_blocks(theta, units, w_off, b_off, acts_code, head, X, out):
+def predict_serial_blocks(shape, theta, X, out):
     """:func:`predict_serial` for a number of rows that is a multiple of 4,
     four rows per pass over each layer's weights.
 
     The single-row kernel reads every weight once per row; here each read
-    serves four rows: on W2's (100, 256, 256, 5) network, 8 rows in 53
-    against 104 us (float64), 32 against 47 us (float32). Every element is
-    summed in :func:`predict_serial`'s order (the bias, then increasing
-    input index, one fused multiply-add per term), so each row gets the
-    bits it gets alone. A kernel of its own, compiled at the first
-    prediction of 4 or more small rows: its loop over four rows costs
-    ~1.5 s of compilation, which a one-row prediction need not pay.
+    serves four rows. Every element is summed in :func:`predict_serial`'s
+    order (the bias, then increasing input index, one fused multiply-add
+    per term), so each row gets the bits it gets alone. A kernel of its
+    own, so that a one-row prediction does not compile its four-row loop.
 
     X : (n, units[0]) dense input, n a multiple of 4; out : (n, units[-1]),
     written. Returns whether every element of X is finite.
     """
-    L = w_off.shape[0]
-    width = _serial_width(theta, units, w_off, b_off, acts_code, X, out)
+    units = shape.units
+    offs = shape.offsets
+    acts_code = shape.acts
+    L = offs.shape[0]
+    width = _serial_width(shape, theta, X, out)
     n = X.shape[0]
     if n % 4 != 0:
         raise ValueError("fastmlp: predict_serial_blocks takes a multiple of 4 rows")
@@ -686,8 +639,10 @@ def predict_serial_blocks(theta, units, w_off, b_off, acts_code, head, X, out):
         for l in range(L):
             n_in = units[l]
             m = units[l + 1]
-            W = theta[w_off[l] : w_off[l] + n_in * m].reshape((n_in, m))
-            b = theta[b_off[l] : b_off[l] + m]
+            wo = offs[l, OFF_W]
+            bo = offs[l, OFF_B]
+            W = theta[wo : wo + n_in * m].reshape((n_in, m))
+            b = theta[bo : bo + m]
             base = 0 if l % 2 == 0 else 4 * width
             y0 = blk[base : base + m]
             y1 = blk[base + width : base + width + m]
@@ -749,11 +704,11 @@ def predict_serial_blocks(theta, units, w_off, b_off, acts_code, head, X, out):
                     y1[c] += q1 * x
                     y2[c] += q2 * x
                     y3[c] += q3 * x
-            act = acts_code[l] if l < L - 1 else HEAD_ACTIVATIONS[head]
+            act = acts_code[l] if l < L - 1 else HEAD_ACTIVATIONS[shape.head]
             for i in range(4):
                 y = blk[base + i * width : base + i * width + m]
                 if act == RELU:
-                    relu_row(y)
+                    relu_forward(y)
                 else:
                     activate(y, act)
             a0 = y0

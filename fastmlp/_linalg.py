@@ -1,98 +1,47 @@
-"""Matrix primitives of the training and prediction kernels.
+"""Matrix primitives of the training and prediction kernels: one layer's
+work on one block of rows.
 
-All the dense work of a layer is done by one task function,
-:func:`_layer_task`: its forward pass, the propagation of deltas through
-it, and its gradient followed by the optimizer step, on one block of rows.
-Fits and predictions run these tasks from :func:`fastmlp._kernels.network`
-(a whole batch in two parallel loops); :func:`layer` runs one layer's
-operation as a loop of its own (the tests and ``bench/linalg_bench.py``
-use it). A sparse input's first layer is :func:`sparse_layer`'s, from the
-input's CSR rows forward and its CSC columns for the gradient. A layer's
-operation is a FIXED grid of row blocks, and each task makes one
-single-threaded BLAS ``gemm`` call on its block (:func:`_mm`: NumPy's own
-OpenBLAS where NumPy ships one, else scipy's
-through Numba's ``numba_xxgemm`` helper; :mod:`fastmlp._blas` says why),
-then applies the bias, activation or derivative to its rows. The grid
-depends only on the array shapes, never on the thread count, and BLAS runs
-on one thread inside every fit and prediction
-(:func:`fastmlp._threads.threads` sets OpenBLAS to one thread for their
-duration), so each output element comes from the same single-threaded
-call with the same sizes: results are bit-identical for any thread count. There is one threading story per loop, Numba's; no OpenBLAS
-thread pool waits behind a parallel region, which is what made mixing
-``prange`` loops with multi-threaded BLAS calls collapse speed.
+All the dense work of a layer is one task function, :func:`_layer_task`:
+its forward pass, the propagation of deltas through it, and its gradient
+followed by the optimizer step, on one block of rows. Fits and predictions
+run these tasks from :func:`fastmlp._kernels.network` (a batch in two
+parallel loops); :func:`layer` runs one layer's operation as a loop of its
+own (tests and ``bench/linalg_bench.py``). A sparse input's first layer is
+:func:`sparse_layer`'s: CSR rows forward, CSC columns for the gradient.
 
-Why BLAS. Numba runs LLVM's loop vectoriser but not its SLP vectoriser,
-so a register-blocked GEMM micro-kernel cannot be written in Numba; the
-best hand-written form, a 4 x 4-blocked row update, reached 50-70% of
-one-thread GEMM. Measured here (2-core AMD EPYC, 2 threads, interleaved
-runs, GFLOP/s of forward / weight gradient / backward):
+Tasks. A layer's operation is a FIXED grid of row blocks of about
+:data:`BR` rows, an even number of them (:func:`_n_tasks`,
+:func:`_task_rows`), depending only on the array shapes. Each task makes
+one single-threaded BLAS ``gemm`` call on its block (:func:`_mm`;
+:mod:`fastmlp._blas` says which library), then applies the bias,
+activation or derivative to its rows. BLAS runs on one thread inside every
+fit and prediction (:func:`fastmlp._threads.threads`), so each output
+element comes from the same call with the same sizes whatever the thread
+count: results are bit-identical on any number of threads, and no BLAS
+thread pool waits behind a parallel region. The gradient splits the rows
+of ``W`` the same way; each task then steps its rows
+(:func:`fastmlp._optim.optimizer_step`) while they are in cache, and the
+last task also the bias. On small networks the gradient is split by batch
+rows instead (SHARE and COMBINE; :func:`fastmlp._kernels.network`).
 
-    shape                  hand-written      BLAS, 128-row tasks
-    float32 200x256@256x256  63 / 75 / 68      92 / 94 / 101
-    float32 256x512@512x512  76 / 70 / 67     106 / 99 / 109
-    float64 200x256@256x256  42 / 42 / 34      53 / 59 / 56
-    float64 256x512@512x256  38 / 31 / 36      57 / 55 / 57
+Why BLAS: Numba runs LLVM's loop vectoriser but not its SLP vectoriser,
+so no register-blocked GEMM micro-kernel can be written in Numba; the best
+hand-written form reached 50-70% of one-thread GEMM.
 
-against a numpy 2048^2 GEMM of ~90-113 (float32) and ~43-65 (float64) in
-the same runs. Tasks of 16, 32 and 64 rows were slower (BLAS packs its
-operands per call). The hand-written kernels also cost about as much
-compile time as the rest of the training path together.
+Why a task function called by symbol (:func:`fastmlp._jit.call_by_symbol`):
+Numba compiles a ``prange`` body again into three wrapper modules, each
+with the code of everything it links; a one-call body whose callee is not
+linked keeps that work small. The small helpers with one call site per
+kernel are inlined at Numba IR level instead.
 
-Tasks. An even number of tasks of about :data:`BR` rows (:func:`_n_tasks`,
-:func:`_task_rows`): two threads get equal work. The gradient splits the
-rows of ``W`` (input features) the same way; each task then takes the
-optimizer step on its rows (:func:`fastmlp._optim.optimizer_step`) while
-they are in cache, and the last task also does the bias, which follows
-``W`` in the buffer. On small networks the training kernels split the
-gradient by batch rows instead (the SHARE and COMBINE operations of
-:func:`_layer_task`; :func:`fastmlp._kernels.network` says when and why).
-
-One kernel, not one per operation. Each ``prange`` loop costs about a
-second of compilation of its own (Numba builds, optimises and links a
-separate function for its body), and the separate optimizer kernels of
-before added two passes over the whole buffer and two forks and joins per
-batch. With the three matrix kernels and the two optimizer kernels merged
-into one (then :func:`layer`, now the task function that
-:func:`fastmlp._kernels.network` shares), a first dense adam fit (digits,
-2 epochs) from an empty cache took 11.5-12.3 s against 13.7-15.3 s
-(interleaved runs, 2-core machine of bench/README.md).
-
-The loop body is its own compiled function, :func:`_layer_task`, so the
-``prange`` body is a single call, and a call by symbol
-(:func:`fastmlp._jit.call_by_symbol`; :func:`fastmlp._kernels.network`'s
-tasks call it the same way). Numba compiles a ``prange`` body again as a
-separate function (type inference included) and links it into three
-wrapper modules (the gufunc, its wrapper and the parallel launcher), each
-optimised and turned into machine code once more, with the code of every
-function it calls; a one-call body whose callee is not linked keeps that
-work small. The helpers with one call site per kernel
-(:func:`_task_rows`, :func:`_activate_rows`, :func:`_derivative_rows` and
-:func:`_bias_grad` in the task, :func:`_n_tasks` in :func:`layer`,
-:func:`_task_rows`, :func:`_activate_rows` and :func:`_bias_grad` again in
-:func:`_sparse_task`; :func:`_n_tasks` and
-:func:`_task_rows` are also called a few times in
-:func:`fastmlp._kernels.network` and its task) are inlined at Numba
-IR level: inlining types each once per kernel and saves a module of its
-own that every caller would link and compile again. Together: first dense adam
-fit 8.3-8.8 s against 9.2-9.9 s (interleaved, empty cache). Inlining the
-helpers with several call sites (:func:`_check`, the step-buffer check,
-``activate``, ``derivative``) was slower: 8.6-10.3 s against 8.4-9.1 s.
-
-Activations are applied per task on the rows it owns. ReLU and its
-derivative are selects in a form that vectorises with plain stores
-(:func:`fastmlp._activations._kept`): written the obvious way, LLVM
-vectorised them with masked stores, which are slow on AMD Zen. The four
-ReLU passes of a W2 float32 batch (200 x 256 each) took ~100 us of its
-~1.4 ms at one thread. The other activations go through
-:func:`fastmlp._activations.activate` / ``derivative`` row by row.
-
-Every BLAS call reads and writes through raw pointers, so each kernel checks
-its arrays' shapes and C-contiguity before the parallel loop: a mismatch
-raises instead of reading out of bounds (``NUMBA_BOUNDSCHECK`` cannot see
-inside BLAS).
+Every BLAS call reads and writes through raw pointers, so each kernel
+checks its arrays' shapes and C-contiguity before the parallel loop: a
+mismatch raises instead of reading out of bounds (``NUMBA_BOUNDSCHECK``
+cannot see inside BLAS).
 
 Shapes: ``A`` (n, k) layer input, ``W`` (k, m) weights, ``b`` (m,) bias,
-``Z`` (n, m) layer output, ``D`` (n, m) output deltas.
+``Z`` (n, m) pre-activations, ``Out`` (n, m) layer output, ``D`` (n, m)
+output deltas.
 """
 
 import ctypes
@@ -104,16 +53,33 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _blas
-from ._activations import activate, derivative, relu_derivative_row, relu_row
-from ._codes import ADAM, H_ALPHA, N_HYPER, RELU, SGD
+from ._activations import activate, derivative, relu_backward, relu_forward
+from ._codes import (
+    ADAM,
+    BACKWARD,
+    BIASES,
+    COMBINE,
+    FORWARD,
+    GRADIENT,
+    H_ALPHA,
+    HEAD_ACTIVATIONS,
+    IDENTITY,
+    N_HYPER,
+    N_HYPER64,
+    OFF_A,
+    OFF_B,
+    OFF_W,
+    PRE_FLAGS,
+    RELU,
+    SGD,
+    SHARE,
+    SPARSE_FORWARD,
+    SPARSE_GRADIENT,
+    WEIGHTS,
+)
 from ._jit import call_by_symbol, jit
 from ._optim import optimizer_step
 
-# Called by symbol from the task functions, each of which otherwise linked
-# and optimised a copy of its own: a first dense fit (digits, 2 epochs)
-# from an empty cache compiled in 6.9-7.0 s against 7.1-7.4 s (four
-# interleaved pairs of processes), at the same speed and bits (the calls
-# are per block of rows, per row for ``activate``).
 _call_optimizer_step = call_by_symbol(optimizer_step)
 _call_activate = call_by_symbol(activate)
 _call_derivative = call_by_symbol(derivative)
@@ -301,26 +267,59 @@ def _check(X, rows, cols):
         raise ValueError("fastmlp: matrices must be C-contiguous")
 
 
-@jit(inline="always")
-def _activate_rows(Z, r0, r1, act):
-    """``act`` on ``Z[r0:r1]``; ReLU as a (vectorising) select."""
-    if act == RELU:
-        for r in range(r0, r1):
-            relu_row(Z[r])
-    else:
-        for r in range(r0, r1):
-            _call_activate(Z[r], act)
+@jit(internal=True)
+def block_view(buf, offsets, l, n, m):
+    """Rows ``0..n`` of layer ``l``'s (n, m) block in a flat work buffer."""
+    o = offsets[l, OFF_A]
+    return buf[o:o + n * m].reshape((n, m))
 
 
 @jit(inline="always")
-def _derivative_rows(Aprev, D, r0, r1, act):
-    """Multiply ``D[r0:r1]`` by ``act``'s derivative, given outputs."""
+def layer_activation(shape, op, lay):
+    """The activation code layer ``lay``'s operation ``op`` applies: a
+    forward pass its layer's (the output layer's head function), a
+    backward pass the layer below's, a gradient none."""
+    L = shape.offsets.shape[0]
+    if op == FORWARD or op == SPARSE_FORWARD:
+        if lay < L - 1:
+            return shape.acts[lay]
+        return np.int64(HEAD_ACTIVATIONS[shape.head])
+    if op == BACKWARD:
+        return shape.acts[lay - 1]
+    return np.int64(IDENTITY)
+
+
+@jit(inline="always")
+def _activate_rows(Out, Z, r0, r1, act):
+    """``act`` on ``Out[r0:r1]``, which holds pre-activations. Where ``Z``
+    has rows and ``act`` reads its pre-activation (``PRE_FLAGS``), the rows
+    are first copied into ``Z`` for the backward pass. ReLU as a
+    (vectorising) select."""
+    if Z.shape[0] > 0 and PRE_FLAGS[act]:
+        for r in range(r0, r1):
+            z = Z[r]
+            o = Out[r]
+            for c in range(o.shape[0]):
+                z[c] = o[c]
     if act == RELU:
         for r in range(r0, r1):
-            relu_derivative_row(Aprev[r], D[r])
+            relu_forward(Out[r])
     else:
         for r in range(r0, r1):
-            _call_derivative(Aprev[r], D[r], act)
+            _call_activate(Out[r], act)
+
+
+@jit(inline="always")
+def _derivative_rows(Z, A, D, r0, r1, act):
+    """Multiply ``D[r0:r1]`` by ``act``'s derivative at pre-activations
+    ``Z`` and outputs ``A`` (``Z`` is ``A`` where no pre-activation is
+    kept)."""
+    if act == RELU:
+        for r in range(r0, r1):
+            relu_backward(Z[r], A[r], D[r])
+    else:
+        for r in range(r0, r1):
+            _call_derivative(Z[r], A[r], D[r], act)
 
 
 @jit(inline="always")
@@ -346,61 +345,65 @@ def _l2_scale(g, w, alpha, sw_sum):
 
 
 @jit(internal=True)
-def _check_flat(theta, grad):
+def _check_flat(params):
     """Raise unless ``theta`` and ``grad`` are contiguous vectors: BLAS reads
     the weights and writes the gradient through raw pointers at offsets
     into them, whatever their strides."""
+    theta = params.theta
+    grad = params.grad
     if ((theta.shape[0] > 1 and theta.strides[0] != theta.itemsize)
             or (grad.shape[0] > 1 and grad.strides[0] != grad.itemsize)):
         raise ValueError("fastmlp: parameter buffers must be contiguous")
 
 
 @jit(internal=True)
-def _check_step_buffers(theta, grad, state1, state2, solver, hyper):
+def _check_step_buffers(params):
     """Raise unless the gradient and the optimizer state the solver uses
-    cover ``theta``, and ``hyper`` has every slot."""
-    P = theta.shape[0]
-    if grad.shape[0] != P or hyper.shape[0] < N_HYPER:
+    cover ``theta``, and the hyper-parameter arrays have every slot."""
+    P = params.theta.shape[0]
+    solver = params.solver
+    fits = params.grad.shape[0] == P and params.hyper.shape[0] >= N_HYPER
+    if solver == SGD or solver == ADAM:
+        fits = (fits and params.m1.shape[0] == P and params.step.shape[0] >= 1
+                and params.hyper64.shape[0] >= N_HYPER64)
+    if solver == ADAM:
+        fits = fits and params.m2.shape[0] == P
+    if not fits:
         raise ValueError("fastmlp: buffer sizes do not match")
-    if solver == SGD and state1.shape[0] != P:
-        raise ValueError("fastmlp: buffer sizes do not match")
-    if solver == ADAM and (state1.shape[0] != P or state2.shape[0] != P):
-        raise ValueError("fastmlp: buffer sizes do not match")
-
-
-# What :func:`layer` computes.
-FORWARD = 0
-BACKWARD = 1
-GRADIENT = 2
-# The gradient split by batch rows (:func:`fastmlp._kernels.network` only):
-# a row task's share of a layer's gradient, then the sum of the shares
-# followed by the optimizer step.
-SHARE = 3
-COMBINE = 4
 
 
 @jit(internal=True)
-def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, D, Out,
-                act, solver, nesterov, hyper, sw_sum):
-    """Task ``t`` of ``n_t`` of one layer's operation ``op`` (see :func:`layer`),
-    compiled on its own: the loops of :func:`layer` and
-    :func:`fastmlp._kernels.network` call it.
+def _layer_task(task, params, shape, mats, sw_sum):
+    """One task of one dense layer's operation, in place.
+
+    task : ``(op, t, n_t, rows, lay, act)``, int64: task ``t`` of ``n_t``
+        over ``rows`` rows (:func:`_task_rows`) of layer ``lay``'s
+        operation ``op`` (see :func:`layer`), ``act`` the activation it
+        applies (:func:`layer_activation`).
+    mats : ``(X, D, Out, Z)``, the operation's matrices (see :func:`layer`).
 
     Two more operations split the gradient by batch rows instead of rows
-    of ``W`` (:func:`fastmlp._kernels.network` says when and why):
+    of ``W`` (:func:`fastmlp._kernels.network` says when):
 
     SHARE
-        Row task ``t``'s share of the gradient, unscaled, into the
-        layer's blocks of ``grad`` (a buffer of the parameters' layout):
-        ``X[r0:r1].T @ D[r0:r1]`` and ``D[r0:r1].sum(axis=0)``, rows
-        ``[r0, r1)`` of ``rows`` as in FORWARD.
+        Row task ``t``'s share of the gradient, unscaled, into the layer's
+        blocks of ``params.grad`` (a buffer of the parameters' layout):
+        ``X[r0:r1].T @ D[r0:r1]`` and ``D[r0:r1].sum(axis=0)``.
     COMBINE
         Task ``t`` of GRADIENT's grid over the rows of ``W``: the sum of
         the shares, ``grad`` (row task 0's) plus each row of ``Out``
         (``(n_shares, P)``, row task ``q + 1``'s in row ``q``) in that
-        order, then L2, the division by ``sw_sum`` and the optimizer step
-        as in GRADIENT. ``X`` and ``D`` are not read.
+        order, then L2, the division by ``sw_sum`` and the step as in
+        GRADIENT. ``X`` and ``D`` are not read.
     """
+    op, t, n_t, rows, lay, act = task
+    X, D, Out, Z = mats
+    k = shape.units[lay]
+    m = shape.units[lay + 1]
+    wo = shape.offsets[lay, OFF_W]
+    bo = shape.offsets[lay, OFF_B]
+    theta = params.theta
+    grad = params.grad
     n = X.shape[0]
     r0, r1 = _task_rows(t, n_t, rows)
     if op == FORWARD:
@@ -410,10 +413,10 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
             for c in range(m):
                 z[c] = b[c]
         _mm(_N, _N, r1 - r0, m, k, X, r0 * k, k, theta, wo, m, 1.0, Out, r0 * m, m)
-        _activate_rows(Out, r0, r1, act)
+        _activate_rows(Out, Z, r0, r1, act)
     elif op == BACKWARD:
         _mm(_N, _T, r1 - r0, k, m, D, r0 * m, m, theta, wo, m, 0.0, Out, r0 * k, k)
-        _derivative_rows(X, Out, r0, r1, act)
+        _derivative_rows(Z, X, Out, r0, r1, act)
     elif op == SHARE:
         _mm(_T, _N, k, m, r1 - r0, X, r0 * k, k, D, r0 * m, m, 0.0, grad, wo, m)
         # unscaled: a division by 1 leaves every bit as it is
@@ -421,9 +424,10 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
     else:
         lo = wo + r0 * m
         hi = wo + r1 * m
-        # the bias follows W in the buffer: the last task's step covers both
-        end = bo + m if t == n_t - 1 else hi
+        # the bias follows W in the buffer; the last task does it
+        last = t == n_t - 1
         if op == COMBINE:
+            end = bo + m if last else hi
             g = grad[lo:end]
             for q in range(Out.shape[0]):
                 s = Out[q, lo:end]
@@ -432,85 +436,87 @@ def _layer_task(op, t, n_t, rows, theta, grad, state1, state2, wo, bo, k, m, X, 
         else:
             # grad[W rows r0:r1] = X[:, r0:r1].T @ D
             _mm(_T, _N, r1 - r0, m, n, X, r0, k, D, 0, m, 0.0, grad, wo + r0 * m, m)
-        _l2_scale(grad[lo:hi], theta[lo:hi], hyper[H_ALPHA], sw_sum)
-        if end > hi:
-            db = grad[bo:end]
+        _l2_scale(grad[lo:hi], theta[lo:hi], params.hyper[H_ALPHA], sw_sum)
+        if last:
+            db = grad[bo:bo + m]
             if op == COMBINE:
                 for c in range(m):
                     db[c] /= sw_sum
             else:
                 _bias_grad(D, sw_sum, db)
-        _call_optimizer_step(theta, grad, state1, state2, lo, end, solver, nesterov, hyper)
+        _call_optimizer_step(params, lo, hi, np.int64(WEIGHTS))
+        if last:
+            _call_optimizer_step(params, bo, bo + m, np.int64(BIASES))
 
 
 _call_layer_task = call_by_symbol(_layer_task)
 
 
 @jit(parallel=True)
-def layer(op, theta, grad, state1, state2, wo, bo, X, D, Out, act, solver, nesterov,
-          hyper, sw_sum):
-    """One dense layer's forward pass, delta propagation, or gradient and
+def layer(op, lay, params, shape, mats, sw_sum):
+    """Layer ``lay``'s forward pass, delta propagation, or gradient and
     optimizer step, in place, as a parallel loop of its own.
 
     Fits and predictions do this work through
     :func:`fastmlp._kernels.network`, whose tasks are the same; this entry
-    point serves the tests and ``bench/linalg_bench.py``.
-
-    The layer's weights ``W`` (k, m) and bias ``b`` (m,) are the blocks of
-    the flat buffer ``theta`` at ``wo`` and ``bo``. ``op`` says what to do:
+    point serves the tests and ``bench/linalg_bench.py``. The layer's
+    weights ``W`` (k, m) and bias ``b`` (m,) are its blocks of
+    ``params.theta`` (``shape.offsets``); ``mats`` is ``(X, D, Out, Z)``,
+    and ``op`` says what to do:
 
     FORWARD
-        ``Out = act(X @ W + b)``. X : (n, k) layer input; Out : (n, m). Each
-        task sets its rows of ``Out`` to ``b`` and adds ``X @ W`` to them
-        (BLAS with beta = 1). For the output layer, ``act`` is its head's
-        function (``HEAD_ACTIVATIONS``: SOFTMAX, LOGISTIC, IDENTITY, EXP).
+        ``Out = act(X @ W + b)``, ``act`` the layer's activation (the
+        output layer's head function). X : (n, k); Out : (n, m); Z : (n, m)
+        receives the pre-activations where ``act`` needs them
+        (``PRE_FLAGS``), or has no rows. D is not read.
     BACKWARD
-        ``Out = (D @ W.T) * act'(X)``. D : (n, m) the layer's output deltas;
-        X : (n, k) the previous layer's output, of activation ``act``;
-        Out : (n, k). Call it before the GRADIENT step changes ``W``.
+        ``Out = (D @ W.T) * act'(Z)``, ``act`` the layer below's. D :
+        (n, m) the layer's output deltas; X : (n, k) the layer below's
+        output, Z : (n, k) its pre-activations (or ``X`` again); Out :
+        (n, k). Call it before the GRADIENT step changes ``W``.
     GRADIENT
-        The gradient of ``W`` and ``b`` with L2, into the same blocks of
-        ``grad``: ``(X.T @ D + alpha * W) / sw_sum`` and
-        ``D.sum(axis=0) / sw_sum`` (``alpha = hyper[H_ALPHA]``); then
-        :func:`fastmlp._optim.optimizer_step` with ``solver`` on each block
-        as soon as it is written (``NO_STEP``: none). X : (n, k) layer
-        input; D : (n, m). Tasks own rows of ``W`` (input features); the
-        last also does the bias. ``Out`` is not used.
+        ``(X.T @ D + alpha * W) / sw_sum`` and ``D.sum(axis=0) / sw_sum``
+        into the layer's blocks of ``params.grad`` (``alpha =
+        hyper[H_ALPHA]``), then :func:`fastmlp._optim.optimizer_step` on
+        each block as soon as it is written (``NO_STEP``: none). Tasks own
+        rows of ``W``; the last also does the bias. Out and Z are not read.
 
-    Arguments an ``op`` does not use must still have the types of the
-    others (pass ``X`` or ``theta`` again), so one compiled kernel per
-    dtype serves all three: one parallel loop instead of three (each costs
-    ~1 s of compilation).
+    Matrices an ``op`` does not read must still have the others' type
+    (pass ``X`` again), so one compiled kernel per dtype serves all three.
     """
-    P = theta.shape[0]
+    X, D, Out, Z = mats
+    P = params.theta.shape[0]
     n, k = X.shape
+    L = shape.offsets.shape[0]
     if op != FORWARD and op != BACKWARD and op != GRADIENT:
         raise ValueError("fastmlp: unknown layer operation")
+    if not (0 <= lay < L and shape.units.shape[0] == L + 1 and shape.acts.shape[0] >= L - 1
+            and (op != BACKWARD or lay >= 1)):
+        raise ValueError("fastmlp: no such layer")
+    m = shape.units[lay + 1]
+    wo = shape.offsets[lay, OFF_W]
+    bo = shape.offsets[lay, OFF_B]
+    if k != shape.units[lay] or wo < 0 or bo != wo + k * m or bo + m > P:
+        raise ValueError("fastmlp: layer offsets out of the parameter buffer")
     _check(X, n, k)
-    _check_flat(theta, grad)
+    _check_flat(params)
     if op == FORWARD:
-        m = Out.shape[1]
         _check(Out, n, m)
+        if Z.shape[0] > 0:
+            _check(Z, n, m)
     elif op == BACKWARD:
-        m = D.shape[1]
         _check(D, n, m)
         _check(Out, n, k)
+        _check(Z, n, k)
     else:
-        m = D.shape[1]
         _check(D, n, m)
-        _check_step_buffers(theta, grad, state1, state2, solver, hyper)
-    if wo < 0 or bo != wo + k * m or bo + m > P:
-        raise ValueError("fastmlp: layer offsets out of the parameter buffer")
+        _check_step_buffers(params)
+    act = layer_activation(shape, op, lay)
     rows = k if op == GRADIENT else n
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
-        _call_layer_task(op, np.int64(t), n_t, rows, theta, grad, state1, state2, wo, bo, k,
-                         m, X, D, Out, act, solver, nesterov, hyper, sw_sum)
-
-
-# What :func:`sparse_layer` computes.
-SPARSE_FORWARD = 5
-SPARSE_GRADIENT = 6
+        _call_layer_task((np.int64(op), np.int64(t), n_t, rows, np.int64(lay), act), params,
+                         shape, mats, sw_sum)
 
 
 @jit(internal=True)
@@ -536,16 +542,25 @@ def _check_compressed(data, indices, ptr, n, width):
 
 
 @jit(internal=True)
-def _sparse_task(op, t, n_t, rows, data, indices, ptr, theta, grad, state1, state2, wo, bo,
-                 k, m, D, Out, act, solver, nesterov, hyper, sw_sum):
-    """Task ``t`` of ``n_t`` of :func:`sparse_layer`, compiled on its own
-    and called by symbol, as :func:`_layer_task` is: rows ``[r0, r1)`` of
-    the input (SPARSE_FORWARD) or of ``W`` (SPARSE_GRADIENT)."""
+def _sparse_task(task, params, shape, batch, work, sw_sum):
+    """Task ``t`` of ``n_t`` of :func:`sparse_layer` (``task`` as in
+    :func:`_layer_task`): rows ``[r0, r1)`` of the input (SPARSE_FORWARD)
+    or of ``W`` (SPARSE_GRADIENT)."""
+    op, t, n_t, rows, lay, act = task
+    k = shape.units[0]
+    m = shape.units[1]
+    wo = shape.offsets[0, OFF_W]
+    bo = shape.offsets[0, OFF_B]
+    n = batch.n
+    theta = params.theta
+    grad = params.grad
     r0, r1 = _task_rows(t, n_t, rows)
     # Both operations are one loop: row r of T plus, for each stored entry
     # of row r (CSR) or column r (CSC), the entry times the row of S its
     # index selects: rows of W for the forward pass, of D for the gradient.
+    Out = block_view(work.acts, shape.offsets, 0, n, m)
     if op == SPARSE_FORWARD:
+        data, indices, ptr = batch.data, batch.indices, batch.indptr
         T = Out
         S = theta[wo:bo].reshape((k, m))
         b = theta[bo:bo + m]
@@ -554,12 +569,15 @@ def _sparse_task(op, t, n_t, rows, data, indices, ptr, theta, grad, state1, stat
             for c in range(m):
                 z[c] = b[c]
     else:
+        data, indices, ptr = batch.cdata, batch.crows, batch.cptr
         T = grad[wo:bo].reshape((k, m))
-        S = D
+        S = block_view(work.deltas, shape.offsets, 0, n, m)
         for r in range(r0, r1):
             z = T[r]
             for c in range(m):
                 z[c] = 0
+    Z = (block_view(work.pre, shape.offsets, 0, n, m) if work.pre.shape[0] > 0
+         else work.pre[:0].reshape((0, m)))
     for r in range(r0, r1):
         z = T[r]
         for p in range(ptr[r], ptr[r + 1]):
@@ -569,79 +587,73 @@ def _sparse_task(op, t, n_t, rows, data, indices, ptr, theta, grad, state1, stat
                 z[c] += a * s[c]
         if op == SPARSE_FORWARD:
             # while the row is in L1
-            _activate_rows(Out, r, r + 1, act)
+            _activate_rows(Out, Z, r, r + 1, act)
     if op == SPARSE_GRADIENT:
         lo = wo + r0 * m
         hi = wo + r1 * m
-        end = bo + m if t == n_t - 1 else hi
-        _l2_scale(grad[lo:hi], theta[lo:hi], hyper[H_ALPHA], sw_sum)
-        if end > hi:
-            _bias_grad(D, sw_sum, grad[bo:end])
-        _call_optimizer_step(theta, grad, state1, state2, lo, end, solver, nesterov, hyper)
+        _l2_scale(grad[lo:hi], theta[lo:hi], params.hyper[H_ALPHA], sw_sum)
+        last = t == n_t - 1
+        if last:
+            _bias_grad(S, sw_sum, grad[bo:bo + m])
+        _call_optimizer_step(params, lo, hi, np.int64(WEIGHTS))
+        if last:
+            _call_optimizer_step(params, bo, bo + m, np.int64(BIASES))
 
 
 _call_sparse_task = call_by_symbol(_sparse_task)
 
 
 @jit(parallel=True)
-def sparse_layer(op, data, indices, ptr, k, theta, grad, state1, state2, wo, bo, D, Out, act,
-                 solver, nesterov, hyper, sw_sum):
+def sparse_layer(op, params, shape, batch, work, sw_sum):
     """A sparse input's first layer, as one parallel loop: its forward pass,
     or its gradient followed by the optimizer step.
 
-    The input is (n, k), its weights ``W`` (k, m) and bias ``b`` (m,) the
-    blocks of ``theta`` at ``wo`` and ``bo``. ``op`` says what to do:
+    The input is (n, k), ``n = batch.n``, its weights ``W`` (k, m) and bias
+    ``b`` (m,) layer 0's blocks of ``params.theta``. ``op`` says what to do:
 
     SPARSE_FORWARD
-        ``Out = act(X @ W + b)``, ``X`` given by its CSR arrays ``(data,
-        indices, ptr)`` (``n + 1`` row pointers); Out : (n, m). Each row
-        is ``b`` plus the rows of ``W`` its stored entries select, scaled,
-        in their stored order. ``D`` is not read.
+        ``act(X @ W + b)`` into layer 0's block of ``work.acts`` (and its
+        pre-activations into ``work.pre`` where it is not empty), ``X``
+        the batch's CSR arrays. Each row is ``b`` plus the rows of ``W``
+        its stored entries select, scaled, in their stored order.
     SPARSE_GRADIENT
-        :func:`layer`'s GRADIENT, ``X`` given by its CSC arrays ``(data,
-        indices, ptr)`` (``k + 1`` column pointers); D : (n, m) the
-        layer's output deltas. Row ``j`` of ``X.T @ D`` is the rows of
-        ``D`` that column ``j``'s stored entries select, scaled, in their
-        stored order. ``Out`` is not read.
+        :func:`layer`'s GRADIENT, ``X`` the batch's CSC arrays, ``D``
+        layer 0's block of ``work.deltas``. Row ``j`` of ``X.T @ D`` is
+        the rows of ``D`` that column ``j``'s stored entries select,
+        scaled, in their stored order.
 
-    Tasks own blocks of about :data:`BR` rows (:func:`_n_tasks`), of the
-    input or of ``W``, on the fixed grid :func:`layer` uses, so results
-    do not depend on the thread count. The arrays are checked before the
-    loop (pointers, indices, shapes, offsets).
-
-    One kernel for both operations, as :func:`layer` is for the dense
-    ones, where there were two (a CSR forward pass with a task per row, a
-    CSC gradient with a task per row of ``W`` and one for the bias, each
-    step per row), and no kernels of their own for the views of the first
-    layer's parameters. Measured against those (interleaved, 2 threads):
-    a first sparse fit (digits, (100,), 2 epochs) from an empty cache
-    compiles about as long (9.5-10.0 s against 9.7-10.0 s); the same bits;
-    the gradient of a 200-row batch of a 5,000-column input at 1% density
-    20-25% faster (one step per block, not per row), its forward pass
-    about the same; on digits as CSR (64 columns) the same to 15% slower
-    at two threads, within this machine's noise. Tasks of one row each
-    were 2x slower at two threads. A dense fit compiles none of it
-    (:func:`fastmlp._engine._specialise`).
+    Tasks own blocks of about :data:`BR` rows, of the input or of ``W``,
+    on the fixed grid :func:`layer` uses, so results do not depend on the
+    thread count. The arrays are checked before the loop (pointers,
+    indices, shapes, offsets).
     """
-    P = theta.shape[0]
-    n_ptr = ptr.shape[0] - 1
+    P = params.theta.shape[0]
     forward = op == SPARSE_FORWARD
     if not forward and op != SPARSE_GRADIENT:
         raise ValueError("fastmlp: unknown layer operation")
-    m = Out.shape[1] if forward else D.shape[1]
-    n = n_ptr if forward else D.shape[0]
-    if k < 1 or m < 1 or wo < 0 or bo != wo + k * m or bo + m > P:
+    n = batch.n
+    L = shape.offsets.shape[0]
+    fits = L >= 1 and shape.units.shape[0] == L + 1 and shape.acts.shape[0] >= L - 1 and n >= 0
+    k = shape.units[0] if fits else 0
+    m = shape.units[1] if fits else 0
+    wo = shape.offsets[0, OFF_W] if fits else -1
+    bo = shape.offsets[0, OFF_B] if fits else -1
+    a0 = shape.offsets[0, OFF_A] if fits else -1
+    fits = (fits and k >= 1 and m >= 1 and wo >= 0 and bo == wo + k * m and bo + m <= P
+            and a0 >= 0 and a0 + n * m <= work.acts.shape[0]
+            and (work.pre.shape[0] == 0 or a0 + n * m <= work.pre.shape[0])
+            and (forward or a0 + n * m <= work.deltas.shape[0]))
+    if not fits:
         raise ValueError("fastmlp: layer offsets out of the parameter buffer")
-    _check_flat(theta, grad)
+    _check_flat(params)
     if forward:
-        _check(Out, n, m)
-        _check_compressed(data, indices, ptr, n, k)
+        _check_compressed(batch.data, batch.indices, batch.indptr, n, k)
     else:
-        _check(D, n, m)
-        _check_compressed(data, indices, ptr, k, n)
-        _check_step_buffers(theta, grad, state1, state2, solver, hyper)
+        _check_compressed(batch.cdata, batch.crows, batch.cptr, k, n)
+        _check_step_buffers(params)
+    act = layer_activation(shape, op, np.int64(0))
     rows = n if forward else k
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
-        _call_sparse_task(op, np.int64(t), n_t, rows, data, indices, ptr, theta, grad, state1,
-                          state2, wo, bo, k, m, D, Out, act, solver, nesterov, hyper, sw_sum)
+        _call_sparse_task((np.int64(op), np.int64(t), n_t, rows, np.int64(0), act), params,
+                          shape, batch, work, sw_sum)

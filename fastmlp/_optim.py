@@ -1,69 +1,92 @@
-"""Optimizer updates on a range of the flat parameter buffer.
+"""Optimizer steps on ranges of the flat parameter buffer.
 
-:func:`optimizer_step` updates the elements ``[lo, hi)`` of ``theta`` and
-of the optimizer state from the same range of ``grad``. The gradient
-kernels of :mod:`fastmlp._linalg` call it on each block of weights right
-after writing that block's gradient, while the block is still in cache:
-there is no separate pass over the whole buffer, and no separate parallel
-loop (each ``prange`` costs ~1 s of compilation, and a fork and join per
-batch). It is compiled on its own, not inlined into the parallel loop's
-body: the first fit compiled ~0.5 s faster so (interleaved runs). Every
-element's update depends on that element alone, so the result does not
-depend on how the buffer is split, and the blocks are fixed by the layer
-shapes, not by the thread count.
+:func:`begin_step` is the one place where a step starts: it counts the
+step and sets the step's learning rate (``hyper[H_STEP_LR]``), which every
+update then reads; a schedule that changes the rate per mini-batch is a
+change here. :func:`optimizer_step` updates elements ``[lo, hi)`` of the
+parameters and of the optimizer state from the same range of the
+gradient, knowing whether the range holds weights or biases (a decoupled
+weight decay touches weights only). The gradient kernels of
+:mod:`fastmlp._linalg` call it on each block right after writing that
+block's gradient, while the block is in cache; every element's update
+depends on that element alone, so the result does not depend on how the
+buffer is split.
 
 Each loop indexes slices from 0 (``th = theta[lo:hi]``; ``for i in
-range(hi - lo)``). Indexing the whole arrays with ``range(lo, hi)`` keeps
-the loop scalar: Numba cannot prove an index that starts at a run-time
-``lo`` is non-negative, so every access keeps its negative-index
-wraparound select and LLVM does not vectorise the loop. Measured on W2's
-93k parameters: Adam 435 -> 35 us per step (float32), 447 -> ~110-185 us
-(float64), with scalar ``vsqrtsd``/``vdivsd`` replaced by their packed forms.
+range(hi - lo)``): indexing the whole arrays from a run-time ``lo`` keeps
+a negative-index select on every access, and LLVM does not vectorise the
+loop.
 
 Formulas and their order of operations are scikit-learn's
-(``_stochastic_optimizers.py``). Hyperparameters come from the ``hyper``
-array (slots ``H_*`` of :mod:`fastmlp._codes`), which has the parameter
-dtype, so float32 buffers are updated in float32.
+(``_stochastic_optimizers.py``); hyper-parameters come from the bundle's
+``hyper`` array (slots ``H_*`` of :mod:`fastmlp._codes`), which has the
+parameter dtype, so float32 buffers are updated in float32.
 """
 
 import numpy as np
 
 from ._codes import (
     ADAM,
+    H64_BETA1,
+    H64_BETA2,
+    H64_LR_INIT,
     H_BETA1,
     H_BETA2,
     H_EPSILON,
     H_LR,
-    H_LR_T,
     H_MOMENTUM,
     H_ONE_MINUS_BETA1,
     H_ONE_MINUS_BETA2,
+    H_STEP_LR,
     SGD,
 )
 from ._jit import jit
 
 
-@jit(internal=True)
-def optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper):
-    """One optimizer step on elements ``[lo, hi)``, in place.
+@jit(inline="always")
+def adam_step_size(lr_init, beta1, beta2, t):
+    """Adam's bias-corrected step size at step ``t`` (float64, as sklearn)."""
+    return lr_init * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
 
-    ``solver`` SGD: ``state1`` is the velocity;
-    ``velocity = momentum * velocity - lr * grad``, then ``theta`` grows by
-    ``momentum * velocity - lr * grad`` when ``nesterov``, else by
-    ``velocity``. ADAM: ``state1``/``state2`` are the moments;
-    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
-    ``theta -= lr_t m / (sqrt(v) + eps)`` with ``lr_t = hyper[H_LR_T]``,
-    this step's bias-corrected step size. Any other code (``NO_STEP``):
-    nothing. theta, grad, state1 : (P,); state2 : (P,) for ADAM.
-    The caller checks that ``[lo, hi)`` lies inside every buffer used.
+
+@jit(inline="always")
+def begin_step(params):
+    """Count one more step and set its learning rate, ``hyper[H_STEP_LR]``:
+    Adam's bias-corrected step size at the new count (computed in float64
+    from ``hyper64``), SGD's current rate ``hyper[H_LR]``."""
+    params.step[0] += 1
+    hyper = params.hyper
+    if params.solver == ADAM:
+        h64 = params.hyper64
+        hyper[H_STEP_LR] = adam_step_size(h64[H64_LR_INIT], h64[H64_BETA1], h64[H64_BETA2],
+                                          params.step[0])
+    else:
+        hyper[H_STEP_LR] = hyper[H_LR]
+
+
+@jit(internal=True)
+def optimizer_step(params, lo, hi, part):
+    """One optimizer step on elements ``[lo, hi)`` of the buffers, in place.
+
+    ``part`` is WEIGHTS or BIASES: what the range holds (no update depends
+    on it yet). ``lr = hyper[H_STEP_LR]``, set by :func:`begin_step`.
+    SGD: ``m1`` is the velocity; ``velocity = momentum * velocity - lr *
+    grad``, then ``theta`` grows by ``momentum * velocity - lr * grad``
+    when ``nesterov``, else by ``velocity``. ADAM: ``m = b1 m + (1 - b1)
+    g``; ``v = b2 v + (1 - b2) g^2``; ``theta -= lr m / (sqrt(v) + eps)``,
+    ``lr`` being the bias-corrected step size. Any other solver
+    (``NO_STEP``): nothing. The caller checks that ``[lo, hi)`` lies in
+    every buffer used.
     """
+    solver = params.solver
+    hyper = params.hyper
     if solver == SGD:
-        lr = hyper[H_LR]
+        lr = hyper[H_STEP_LR]
         momentum = hyper[H_MOMENTUM]
-        th = theta[lo:hi]
-        gs = grad[lo:hi]
-        vel = state1[lo:hi]
-        if nesterov:
+        th = params.theta[lo:hi]
+        gs = params.grad[lo:hi]
+        vel = params.m1[lo:hi]
+        if params.nesterov:
             for i in range(hi - lo):
                 v = momentum * vel[i] - lr * gs[i]
                 vel[i] = v
@@ -74,16 +97,16 @@ def optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper)
                 vel[i] = v
                 th[i] += v
     elif solver == ADAM:
-        lr_t = hyper[H_LR_T]
+        lr_t = hyper[H_STEP_LR]
         beta1 = hyper[H_BETA1]
         one_minus_beta1 = hyper[H_ONE_MINUS_BETA1]
         beta2 = hyper[H_BETA2]
         one_minus_beta2 = hyper[H_ONE_MINUS_BETA2]
         eps = hyper[H_EPSILON]
-        th = theta[lo:hi]
-        gr = grad[lo:hi]
-        mb = state1[lo:hi]
-        vb = state2[lo:hi]
+        th = params.theta[lo:hi]
+        gr = params.grad[lo:hi]
+        mb = params.m1[lo:hi]
+        vb = params.m2[lo:hi]
         for i in range(hi - lo):
             g = gr[i]
             mi = beta1 * mb[i] + one_minus_beta1 * g
@@ -91,9 +114,3 @@ def optimizer_step(theta, grad, state1, state2, lo, hi, solver, nesterov, hyper)
             mb[i] = mi
             vb[i] = vi
             th[i] += (-lr_t * mi) / (np.sqrt(vi) + eps)
-
-
-@jit(inline="always")
-def adam_step_size(lr_init, beta1, beta2, t):
-    """Adam's bias-corrected step size at step ``t`` (float64, as sklearn)."""
-    return lr_init * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
