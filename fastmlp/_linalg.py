@@ -453,7 +453,7 @@ _call_layer_task = call_by_symbol(_layer_task)
 
 
 @jit(parallel=True)
-def layer(op, lay, params, shape, mats, sw_sum):
+def layer(op, lay, act, params, shape, mats, sw_sum):
     """Layer ``lay``'s forward pass, delta propagation, or gradient and
     optimizer step, in place, as a parallel loop of its own.
 
@@ -461,12 +461,13 @@ def layer(op, lay, params, shape, mats, sw_sum):
     :func:`fastmlp._kernels.network`, whose tasks are the same; this entry
     point serves the tests and ``bench/linalg_bench.py``. The layer's
     weights ``W`` (k, m) and bias ``b`` (m,) are its blocks of
-    ``params.theta`` (``shape.offsets``); ``mats`` is ``(X, D, Out, Z)``,
-    and ``op`` says what to do:
+    ``params.theta`` (``shape.offsets``); ``mats`` is ``(X, D, Out, Z)``;
+    ``act`` is an activation code (the network's kernels take it from
+    :func:`layer_activation`), and ``op`` says what to do:
 
     FORWARD
-        ``Out = act(X @ W + b)``, ``act`` the layer's activation (the
-        output layer's head function). X : (n, k); Out : (n, m); Z : (n, m)
+        ``Out = act(X @ W + b)`` (an output layer's ``act``: its head's
+        function). X : (n, k); Out : (n, m); Z : (n, m)
         receives the pre-activations where ``act`` needs them
         (``PRE_FLAGS``), or has no rows. D is not read.
     BACKWARD
@@ -490,8 +491,7 @@ def layer(op, lay, params, shape, mats, sw_sum):
     L = shape.offsets.shape[0]
     if op != FORWARD and op != BACKWARD and op != GRADIENT:
         raise ValueError("fastmlp: unknown layer operation")
-    if not (0 <= lay < L and shape.units.shape[0] == L + 1 and shape.acts.shape[0] >= L - 1
-            and (op != BACKWARD or lay >= 1)):
+    if not (0 <= lay < L and shape.units.shape[0] == L + 1):
         raise ValueError("fastmlp: no such layer")
     m = shape.units[lay + 1]
     wo = shape.offsets[lay, OFF_W]
@@ -511,12 +511,11 @@ def layer(op, lay, params, shape, mats, sw_sum):
     else:
         _check(D, n, m)
         _check_step_buffers(params)
-    act = layer_activation(shape, op, lay)
     rows = k if op == GRADIENT else n
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
-        _call_layer_task((np.int64(op), np.int64(t), n_t, rows, np.int64(lay), act), params,
-                         shape, mats, sw_sum)
+        _call_layer_task((np.int64(op), np.int64(t), n_t, rows, np.int64(lay), np.int64(act)),
+                         params, shape, mats, sw_sum)
 
 
 @jit(internal=True)
