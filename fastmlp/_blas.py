@@ -14,13 +14,10 @@ The layer kernels (:mod:`fastmlp._linalg`) make one single-threaded
   for it (``auto``, the default, and ``numpy`` take NumPy's where there
   is one).
 
-Why NumPy's first. Measured here (2-core AMD EPYC, one thread, the same
-Fortran call through ctypes, interleaved): NumPy 2.4's OpenBLAS 0.3.31 ran
-float32 products of W2's and W3's task shapes 9-17% faster than scipy
-1.17's OpenBLAS 0.3.30 (100x256 @ 256x256: 82 against 70-71 GFLOP/s;
-128x512 @ 512x512: 88 against 78-79; two runs); float64 ran at the same
-speed. It is also the library whose GEMM the benchmarks take as the
-machine's ceiling.
+Why NumPy's first: its GEMM is the one the benchmarks take as the machine's
+ceiling, and on the machine it was chosen on (a Zen 2/3 EPYC) it ran the
+layer kernels' float32 products 9-17% faster than scipy's OpenBLAS 0.3.30;
+on a Zen 4 neither is consistently faster (``bench/blas_compare.py``).
 
 The choice is made once, at import, from the installed packages (never from
 a timing), so a model's bits depend only on the environment: the same

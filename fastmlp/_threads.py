@@ -1,28 +1,22 @@
-"""How many threads a fit or a prediction uses.
+"""How many threads a fit or a prediction uses, and BLAS's count meanwhile.
 
-Numba's parallel loops run on an OpenMP-style pool whose every parallel
-region ends in a barrier. On small work that barrier costs more than the
-work, and when the cores are shared (several fits at once, joblib workers,
-a busy machine) a region waits for a descheduled thread: a small L-BFGS fit
-was measured 13x slower on 2 threads than on 1 on a loaded 2-core machine.
-So small work runs on one thread, and the thread count never exceeds what
-the environment grants.
+The count is ``min(requested, environment limit)``, and 1 when one forward
+pass over a batch is below :data:`PARALLEL_MIN_WORK` multiply-adds. Why:
+every parallel region ends in a barrier, which on small work costs more than
+the work and, on shared cores (several fits, joblib workers), waits for a
+descheduled thread; a small L-BFGS fit ran 13x slower on 2 threads than on 1
+on a loaded 2-core machine. Results do not depend on the count: every kernel
+partitions its work independently of it.
 
-The count used is ``min(requested, environment limit)``, and 1 when the
-work per compiled call is below :data:`PARALLEL_MIN_WORK`. Results do not
-depend on it: every kernel partitions its work independently of the thread
-count.
-
-Threading layer. fastmlp prefers Numba's TBB layer when the ``tbb`` package
-is installed (``pip install fastmlp[tbb]``; ``make demo`` and ``make test``
-install it), and selects it at import unless ``NUMBA_THREADING_LAYER`` is
-set or Numba already started its threads. Measured here on a loaded 2-core
-machine: TBB launched a parallel region in ~2 us where GNU OpenMP took
-~1.9 ms (its barrier waits for descheduled threads); TBB runs parallel
-kernels from 8 Python threads at once and in a child process forked after
-the parent ran one. GNU OpenMP cannot do the last (Numba aborts the child:
-"fork() called from a process already using GNU OpenMP"), so without TBB a
-fit or prediction in such a child raises a clear error instead.
+Threading layer. fastmlp selects Numba's TBB layer at import when the
+``tbb`` package is installed (``pip install fastmlp[tbb]``), unless
+``NUMBA_THREADING_LAYER`` is set or Numba's threads already started. GNU
+OpenMP's barrier waits for descheduled threads on a loaded machine, and
+Numba aborts a child forked after its parent ran GNU OpenMP ("fork() called
+from a process already using GNU OpenMP"); TBB runs parallel kernels from
+several Python threads at once and in such children. Without TBB, a fit or
+prediction in such a child raises a clear error instead
+(:func:`check_fork_safety`).
 """
 
 import ctypes
@@ -38,23 +32,14 @@ from numba.np.ufunc import parallel as _numba_parallel
 # which a fit or prediction runs on a single thread.
 PARALLEL_MIN_WORK = 1 << 20
 
-# A dense prediction of at most SERIAL_PREDICT_MAX_ROWS rows runs on the
-# calling thread, in the serial kernels (four rows per pass over the
-# weights), up to SERIAL_PREDICT_MAX_WORK multiply-adds (rows x weights);
-# so does any prediction of at most SERIAL_PREDICT_ROW_CAP rows below
-# PARALLEL_MIN_WORK. The parallel path cost ~100-150 us more per call on
-# W2's network when it was measured (a Python call per layer, since
-# replaced by one per chunk; a fork and join; BLAS packing the whole
-# weight matrix for a few rows): 12 rows of W2's network took 164 us
-# (float64) / 172 us (float32) in parallel, ~78 / ~47 us serially. The row
-# caps: on narrow layers (a few to a few dozen units) the serial kernels
-# vectorise poorly, and many rows run faster through BLAS, even on one
-# thread: the kernels alone, a (4, 8, 1) network's 4,096 rows took 287 us
-# serially against 192 us through BLAS (float64), 1,024 rows about the
-# same either way. Through predict_proba the general path also pays ~40
-# us of validation and set-up, so there the two cross at ~2,048 rows:
-# (4, 8, 2), float64, 1,025 rows 86 us serially against 128 us, 2,048
-# rows 159 against 162, 3,072 rows 232 against 207.
+# A dense prediction runs on the calling thread, in the serial kernels
+# (four rows per pass over the weights), when it has at most
+# SERIAL_PREDICT_MAX_ROWS rows and fewer than SERIAL_PREDICT_MAX_WORK
+# multiply-adds (rows x weights), or at most SERIAL_PREDICT_ROW_CAP rows and
+# fewer than PARALLEL_MIN_WORK. Why: for a few rows the parallel path's fork
+# and join, and BLAS packing the whole weight matrix, cost more than the
+# arithmetic; on narrow layers the serial kernels vectorise poorly, so past
+# the row cap BLAS is faster even on one thread, validation included.
 SERIAL_PREDICT_MAX_WORK = 1 << 21
 SERIAL_PREDICT_MAX_ROWS = 32
 SERIAL_PREDICT_ROW_CAP = 2048
@@ -115,7 +100,7 @@ _BLAS_SETTERS = None
 class _BlasThreads:
     """Set one BLAS library's thread count.
 
-    OpenBLAS (0.3.30 and 0.3.31 measured here) ignores
+    OpenBLAS (0.3.30 and 0.3.31 at least) ignores
     ``openblas_set_num_threads`` called from any thread but the main one, so
     a fit in a worker thread (joblib's threading backend, a thread pool)
     would run its BLAS calls on OpenBLAS's threads, whose split of the work

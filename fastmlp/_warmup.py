@@ -11,14 +11,13 @@ _DTYPES = ("float64", "float32")
 def warm_up(dtypes=_DTYPES):
     """Compile, or load from the on-disk cache, every fastmlp kernel.
 
-    A process's first fit in a dtype compiles the kernels it needs (6-9 s
-    on the 2-core machine of bench/README.md, dense or sparse input) unless Numba's on-disk cache already holds
-    them; later processes then only load them (a fraction of a second). Call
-    this once where the cache will be kept, for example while building a
-    container image or right after installing, so that no user fit pays for
-    compilation. Each kernel is compiled once per dtype for every solver,
-    activation, output head and input kind (dense or sparse), so one small
-    fit per dtype and input kind covers every configuration.
+    A process's first fit in a dtype compiles the kernels it needs (several
+    seconds: 7-9 s on the bench machine) unless Numba's on-disk cache holds
+    them; later processes only load them. Call this once where the cache is
+    kept (an image build, right after installing) so that no user fit pays
+    for compilation. Each kernel is compiled once per dtype for every
+    solver, activation, output head and input kind (dense or sparse), so one
+    small fit per dtype and input kind covers every configuration.
 
     Parameters
     ----------
