@@ -306,6 +306,9 @@ class Inputs:
         return cd, cr, cp
 
 
+_SOLVER_DEFAULTS = dict(momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
 class StochasticTrainer:
     """Mini-batch training of one network on one data set.
 
@@ -325,11 +328,17 @@ class StochasticTrainer:
     batch_size : int
     solver : int
         ``SGD`` or ``ADAM``.
+    nesterov : bool
+        SGD's Nesterov momentum.
+    **settings
+        ``alpha``, ``learning_rate_init`` and the solver's own (``momentum``;
+        ``beta_1``, ``beta_2``, ``epsilon``, scikit-learn's defaults where
+        not given): :func:`._bundles.make_hyper`'s keywords,
+        ``learning_rate_init`` for its ``learning_rate``.
     """
 
-    def __init__(self, net, inputs, Y, sample_weight, batch_size, solver, *, alpha,
-                 learning_rate_init, momentum=0.9, nesterov=True, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8):
+    def __init__(self, net, inputs, Y, sample_weight, batch_size, solver, *, nesterov=True,
+                 **settings):
         dt = net.dtype
         self.net = net
         self.inputs = inputs
@@ -339,8 +348,9 @@ class StochasticTrainer:
         self.batch_size = bs = int(batch_size)
         self.solver = int(solver)
         self.nesterov = bool(nesterov)
-        self._hyper = dict(learning_rate=learning_rate_init, momentum=momentum,
-                           beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, alpha=alpha)
+        settings["learning_rate"] = settings.pop("learning_rate_init")
+        # scikit-learn's defaults for the settings not given
+        self._hyper = {**_SOLVER_DEFAULTS, **settings}
         P = net.layout.size
         self.grad = np.zeros(P, dtype=dt)
         self.reset_optimizer()
