@@ -535,7 +535,7 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     # give every row what the parallel kernels give it in a big batch, to
     # rounding (those call BLAS, which may sum in another order), and the
     # same bits for the same rows however they arrive.
-    from fastmlp import _engine, _estimators
+    from fastmlp import _engine, _predict
     from fastmlp._threads import serial_predict_max_rows
 
     rng = np.random.RandomState(0)
@@ -566,8 +566,7 @@ def test_small_predictions_take_serial_kernel(kind, activation, dtype, monkeypat
     monkeypatch.setattr(_engine, "predict_serial", spy("serial", _engine.predict_serial))
     monkeypatch.setattr(_engine, "predict_serial_blocks",
                         spy("serial", _engine.predict_serial_blocks))
-    monkeypatch.setattr(_estimators, "predict_output",
-                        spy("parallel", _estimators.predict_output))
+    monkeypatch.setattr(_predict, "predict_output", spy("parallel", _predict.predict_output))
     out = est.predict_proba if kind != "squared" and kind != "poisson" else est.predict
     big = out(X)
     assert calls == {"serial": 0, "parallel": 1}
@@ -679,7 +678,7 @@ def test_kept_small_predictor_describes_the_buffer_it_keeps(change, monkeypatch)
     # Another thread changing the model while a prediction fills the kept
     # predictor (forced here at the start of fill) must not leave the new
     # arrays or activation paired with the old buffer for later calls.
-    from fastmlp._estimators import _SmallPredictor
+    from fastmlp._predict import _SmallPredictor
 
     est = MLPClassifier(hidden_layer_sizes=(7, 5), max_iter=5, random_state=0).fit(X_iris,
                                                                                   y_iris)
@@ -745,7 +744,7 @@ def test_inverse_binarize_matches_label_binarizer(kind, labels, dtype):
     # itself, NaN and values out of [0, 1].
     from sklearn.preprocessing import LabelBinarizer
 
-    from fastmlp._estimators import _inverse_binarize
+    from fastmlp._validation import _inverse_binarize
 
     rng = np.random.RandomState(0)
     if kind == "multilabel":

@@ -492,3 +492,64 @@ def test_optimizer_attribute_keeps_its_fits_shapes():
             est.set_params(solver="lbfgs", hidden_layer_sizes=(10,)).fit(X, y)
         shapes.append([v.shape for v in est._optimizer.velocities])
     assert shapes[0] == shapes[1] == [(8, 6), (6, 4), (6,), (4,)]
+
+
+def test_solver_without_sklearn_optimizer_is_explicit(monkeypatch):
+    # A solver the engine runs that scikit-learn has no optimizer for (Adam,
+    # taken out of the interop table): training goes on with its state, but
+    # there is no _optimizer view and to_sklearn / from_sklearn say why.
+    from fastmlp import _interop
+
+    X, y, (ours, theirs) = _optimizer_pair("adam", max_iter=2)
+    t = ours._optimizer.t
+    monkeypatch.delitem(_interop.SKLEARN_OPTIMIZERS, "adam")
+    ours.partial_fit(X, y)
+    assert ours.__dict__["_optimizer"]["t"] > t
+    with pytest.raises(AttributeError, match="solver 'adam' has no scikit-learn optimizer"):
+        ours._optimizer  # noqa: B018
+    assert not hasattr(ours, "_optimizer")
+    with pytest.raises(ValueError, match="solver 'adam' has no scikit-learn optimizer"):
+        ours.to_sklearn()
+    with pytest.raises(ValueError, match="no solver for scikit-learn's AdamOptimizer"):
+        fastmlp.MLPClassifier.from_sklearn(theirs)
+    # without the state the model converts; SGD models are unaffected
+    del ours._optimizer
+    assert not hasattr(ours.to_sklearn(), "_optimizer")
+    sgd, sk_sgd = _optimizer_pair("sgd", max_iter=2)[2]
+    assert type(sgd.to_sklearn()._optimizer) is type(sk_sgd._optimizer)
+
+
+def test_to_sklearn_refuses_an_activation_sklearn_lacks():
+    # scikit-learn's constraint names its activations: one it lacks (set
+    # here after the fit) would make an estimator it cannot use
+    X, y = _data("multiclass")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = fastmlp.MLPClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0)
+        ours.fit(X, y)
+    ours.set_params(activation="gelu")
+    with pytest.raises(ValueError, match="'activation' parameter .*'gelu'"):
+        ours.to_sklearn()
+
+
+def test_learning_rate_schedule_applies_to_the_solvers_that_follow_one(monkeypatch):
+    # Only the solvers in _fit's table follow learning_rate: taken out of
+    # it, SGD with 'adaptive' trains as with 'constant' (stops at the first
+    # stall, rate never cut), as Adam always does.
+    from fastmlp import _fit
+
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", random_state=0, batch_size=40,
+                  tol=0.5, max_iter=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        adaptive = fastmlp.MLPClassifier(learning_rate="adaptive", **params).fit(X, y)
+        assert adaptive._optimizer.learning_rate < adaptive._optimizer.learning_rate_init
+        constant = fastmlp.MLPClassifier(learning_rate="constant", **params).fit(X, y)
+        monkeypatch.setattr(_fit, "_SCHEDULED_SOLVERS", frozenset())
+        unscheduled = fastmlp.MLPClassifier(learning_rate="adaptive", **params).fit(X, y)
+    assert unscheduled.n_iter_ == constant.n_iter_ < adaptive.n_iter_
+    assert unscheduled._optimizer.learning_rate == unscheduled.learning_rate_init
+    for p, q in zip(unscheduled.coefs_ + unscheduled.intercepts_,
+                    constant.coefs_ + constant.intercepts_):
+        np.testing.assert_array_equal(p, q)
