@@ -49,7 +49,9 @@ HEAD_ACTIVATIONS = tuple(_HEAD_ACTIVATION[h] for h in range(len(_HEAD_ACTIVATION
 SGD = 0
 ADAM = 1
 NO_STEP = -1
-SOLVERS = {"sgd": SGD, "adam": ADAM}
+# The ``solver`` options: L-BFGS is scipy's, on the kernels' gradient alone.
+SOLVERS = {"lbfgs": NO_STEP, "sgd": SGD, "adam": ADAM}
+STOCHASTIC_SOLVERS = tuple(name for name, code in SOLVERS.items() if code != NO_STEP)
 
 # Slots of the ``hyper`` array of the parameter bundle. It has the
 # parameter dtype so that float32 kernels never promote to float64 (Numba

@@ -40,7 +40,7 @@ from ._layout import Layout
 from ._monitor import CallbackSupportMixin, with_callbacks
 from ._predict import _PredictMixin, _SmallPredictor
 from ._validation import (
-    _SKLEARN_CONSTRAINTS,
+    CONSTRAINTS,
     _inverse_binarize,
     _layer_units,
     _validate_classifier_data,
@@ -61,7 +61,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
     """
 
     _parameter_constraints: dict = {
-        **{k: v for k, v in _SKLEARN_CONSTRAINTS.items() if k != "loss"},
+        **{k: v for k, v in CONSTRAINTS.items() if k != "loss"},
         "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
         "progress_bar": ["boolean"],
     }
@@ -515,7 +515,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": _SKLEARN_CONSTRAINTS["loss"],
+        "loss": CONSTRAINTS["loss"],
     }
 
     def __init__(

@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight
 
-from ._codes import SOLVERS
+from ._codes import SOLVERS, STOCHASTIC_SOLVERS
 from ._engine import FullBatchObjective, Inputs, StochasticTrainer
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, TrainingMonitor
@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 # The solvers the engine's StochasticTrainer runs, epoch by epoch; any
 # other ('lbfgs') is a full-batch fit.
-_STOCHASTIC_SOLVERS = tuple(SOLVERS)
+_STOCHASTIC_SOLVERS = STOCHASTIC_SOLVERS
 
 # The stochastic solvers whose step size follows the ``learning_rate``
 # schedule ('constant', 'invscaling', 'adaptive'), as scikit-learn's SGD

@@ -18,6 +18,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import validate_data
 
+from ._codes import ACTIVATIONS, SOLVERS
+
 
 def _sklearn_constraints():
     """scikit-learn's own parameter constraints of its MLPs.
@@ -65,7 +67,27 @@ def _sklearn_constraints():
     return theirs
 
 
-_SKLEARN_CONSTRAINTS = _sklearn_constraints()
+def _options(names, theirs):
+    """The constraint of a string parameter whose options are ``names``:
+    scikit-learn's own object (``theirs``) where its options are the same
+    names, so that its error messages stay byte-identical, else a new
+    ``StrOptions`` of the names."""
+    for constraint in theirs:
+        if isinstance(constraint, StrOptions) and set(constraint.options) == set(names):
+            return [constraint]
+    return [StrOptions(set(names))]
+
+
+def _constraints():
+    """The estimators' parameter constraints: scikit-learn's, with
+    ``activation`` and ``solver`` built from the option tables of
+    :mod:`fastmlp._codes`."""
+    sk = _sklearn_constraints()
+    return {**sk, "activation": _options(ACTIVATIONS, sk["activation"]),
+            "solver": _options(SOLVERS, sk["solver"])}
+
+
+CONSTRAINTS = _constraints()
 
 
 # ----------------------------------------------------------------------
