@@ -6,9 +6,11 @@ import sys, time
 import numpy as np, numba
 from threadpoolctl import threadpool_limits
 
-from fastmlp import _engine
-from fastmlp._codes import ADAM, H_ALPHA, H_LR_T, IDENTITY, NO_STEP
-from fastmlp._linalg import BACKWARD, FORWARD, GRADIENT, layer
+from fastmlp._bundles import make_params, make_shape, predict_params
+from fastmlp._codes import (ADAM, BACKWARD, FORWARD, GRADIENT, H_ALPHA, H_STEP_LR, HEAD_IDENTITY,
+                            IDENTITY, RELU)
+from fastmlp._layout import Layout
+from fastmlp._linalg import layer
 
 if __name__ == "__main__":
     nt = int(sys.argv[1])
@@ -17,7 +19,6 @@ if __name__ == "__main__":
 else:
     nt = 1
 dense = len(sys.argv) > 2 and sys.argv[2] == "dense"
-RELU = 3
 SHAPES = [("digits", 200, 64, 100), ("digits", 200, 100, 10),
           ("W2", 200, 100, 256), ("W2", 200, 256, 256), ("W2", 200, 256, 5),
           ("W3", 256, 200, 512), ("W3", 256, 512, 512), ("W3", 256, 512, 256), ("W3", 256, 256, 10)]
@@ -49,30 +50,30 @@ def run_all(dt, n, k, m):
     """{op: (callable, output array, float64 reference)} for one shape; the
     gradient's parameters are unchanged (NO_STEP), "adam" steps them."""
     A, W, b, D = inputs(dt, n, k, m)
+    # a one-layer network: the layer's weights at offset 0, its block of
+    # the work buffers of n rows
+    shape, _ = make_shape(Layout([k, m]), [], HEAD_IDENTITY, n)
     theta = np.concatenate([W.ravel(), b]).astype(dt)
     wo, bo = 0, k * m
-    grad = np.zeros_like(theta)
-    m1 = np.zeros_like(theta); m2 = np.zeros_like(theta)
+    hyper = dict(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=1e-4)
+    fwd = predict_params(theta)
+    grad = make_params(theta, **hyper)  # NO_STEP: the gradient alone
+    adam = make_params(theta, grad=grad.grad, solver=ADAM, **hyper)
+    adam.hyper[H_STEP_LR] = 1e-12  # Adam steps that leave theta (almost) as it is
     Z = np.empty((n, m), dt)
     Dp = np.empty((n, k), dt)
-    hyper = _engine.make_hyper(dt, learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
-                               epsilon=1e-8, alpha=1e-4)
-    hyper[H_LR_T] = 1e-12  # Adam steps that leave theta (almost) as it is
+    none = Z[:0]  # no pre-activations kept
     sw = dt(n)
-    alpha = float(hyper[H_ALPHA])
-    dW = grad[wo:bo].reshape(k, m); db = grad[bo:]
+    alpha = float(grad.hyper[H_ALPHA])
+    dW = grad.grad[wo:bo].reshape(k, m); db = grad.grad[bo:]
     return dict(
-        fwd=(lambda: layer(FORWARD, theta, theta, theta, theta, wo, bo, A, A, Z, 3, NO_STEP,
-                           False, theta, sw), Z,
+        fwd=(lambda: layer(FORWARD, 0, RELU, fwd, shape, (A, A, Z, none), sw), Z,
              np.maximum(A.astype(float) @ W + b, 0)),
-        grad=(lambda: layer(GRADIENT, theta, grad, theta, theta, wo, bo, A, D, D, IDENTITY,
-                            NO_STEP, False, hyper, sw), dW,
+        grad=(lambda: layer(GRADIENT, 0, IDENTITY, grad, shape, (A, D, D, D), sw), dW,
               (A.astype(float).T @ D + alpha * W) / float(sw)),
-        back=(lambda: layer(BACKWARD, theta, theta, theta, theta, wo, bo, A, D, Dp, 3, NO_STEP,
-                            False, theta, sw), Dp,
+        back=(lambda: layer(BACKWARD, 0, RELU, fwd, shape, (A, D, Dp, A), sw), Dp,
               (D.astype(float) @ W.T.astype(float)) * (A != 0)),
-        adam=(lambda: layer(GRADIENT, theta, grad, m1, m2, wo, bo, A, D, D, IDENTITY, ADAM,
-                            False, hyper, sw), dW,
+        adam=(lambda: layer(GRADIENT, 0, IDENTITY, adam, shape, (A, D, D, D), sw), dW,
               (A.astype(float).T @ D + alpha * W) / float(sw)),
         db=(None, db, D.astype(float).sum(0) / float(sw)),
     )

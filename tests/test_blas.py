@@ -36,8 +36,10 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 from fastmlp import _blas, _linalg
-from fastmlp._codes import IDENTITY, N_HYPER, NO_STEP, RELU
-from fastmlp._linalg import BACKWARD, FORWARD, GRADIENT, layer
+from fastmlp._bundles import make_params, make_shape, predict_params
+from fastmlp._codes import BACKWARD, FORWARD, GRADIENT, HEAD_IDENTITY, IDENTITY, RELU
+from fastmlp._layout import Layout
+from fastmlp._linalg import layer
 from fastmlp._threads import threads
 
 out = {"ilp64": _blas.ILP64, "library": _blas.LIBRARY, "key": _blas.KEY,
@@ -45,21 +47,19 @@ out = {"ilp64": _blas.ILP64, "library": _blas.LIBRARY, "key": _blas.KEY,
 rng = np.random.default_rng(0)
 for dt in (np.float32, np.float64):
     n, k, m = 300, 70, 45  # several tasks, ragged last one
+    shape, _ = make_shape(Layout([k, m]), [], HEAD_IDENTITY, n)
     theta = rng.standard_normal(k * m + m).astype(dt)
     X = np.abs(rng.standard_normal((n, k))).astype(dt)
     D = rng.standard_normal((n, m)).astype(dt)
     Z = np.empty((n, m), dt)
     P = np.empty((n, k), dt)
-    grad = np.empty_like(theta)
-    hyper = np.zeros(N_HYPER, dt)
+    params = make_params(theta)  # NO_STEP: the gradient alone
     W, b = theta[:k * m].reshape(k, m), theta[k * m:]
     with threads(2):
-        layer(np.int64(FORWARD), theta, theta, theta, theta, 0, k * m, X, X, Z, RELU,
-              np.int64(NO_STEP), np.bool_(False), theta, dt(1))
-        layer(np.int64(BACKWARD), theta, grad, theta, theta, 0, k * m, X, D, P, RELU,
-              np.int64(NO_STEP), np.bool_(False), hyper, dt(1))
-        layer(np.int64(GRADIENT), theta, grad, theta, theta, 0, k * m, X, D, D, IDENTITY,
-              np.int64(NO_STEP), np.bool_(False), hyper, dt(n))
+        layer(FORWARD, 0, RELU, predict_params(theta), shape, (X, X, Z, Z[:0]), dt(1))
+        layer(BACKWARD, 0, RELU, params, shape, (X, D, P, X), dt(1))
+        layer(GRADIENT, 0, IDENTITY, params, shape, (X, D, D, D), dt(n))
+    grad = params.grad
     X64, D64, W64 = X.astype(float), D.astype(float), W.astype(float)
     err = lambda a, ref: float(np.abs(a - ref).max() / np.abs(ref).max())
     out[np.dtype(dt).name] = [
@@ -106,13 +106,15 @@ _CACHE_CHILD = r"""
 import json
 import numpy as np
 from fastmlp import _blas
-from fastmlp._codes import NO_STEP, RELU
-from fastmlp._linalg import FORWARD, layer
+from fastmlp._bundles import make_shape, predict_params
+from fastmlp._codes import FORWARD, HEAD_IDENTITY, RELU
+from fastmlp._layout import Layout
+from fastmlp._linalg import layer
+shape, _ = make_shape(Layout([2, 3]), [], HEAD_IDENTITY, 4)
 theta = np.ones(9)
 x = np.ones((4, 2))
 z = np.empty((4, 3))
-layer(np.int64(FORWARD), theta, theta, theta, theta, 0, 6, x, x, z, RELU, np.int64(NO_STEP),
-      np.bool_(False), theta, 1.0)
+layer(FORWARD, 0, RELU, predict_params(theta), shape, (x, x, z, z[:0]), 1.0)
 print(json.dumps({"hits": sum(layer.stats.cache_hits.values()),
                   "misses": sum(layer.stats.cache_misses.values()),
                   "index": layer._cache._cache_file._index_name, "key": _blas.KEY}))

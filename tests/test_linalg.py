@@ -17,12 +17,32 @@ import textwrap
 import numba
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
+from bundle_helpers import block, compressed, empty_rows, layer_problem, sparse_batch, step_params
 from native import native
-from fastmlp import _engine, _linalg, _optim
-from fastmlp._codes import ADAM, H_LR_T, IDENTITY, NO_STEP, RELU, SGD, TANH
-from fastmlp._linalg import BACKWARD, FORWARD, GRADIENT
+from fastmlp import _linalg, _optim
+from fastmlp._bundles import make_params, make_work, predict_params
+from fastmlp._codes import (
+    ADAM,
+    BACKWARD,
+    BIASES,
+    FORWARD,
+    GRADIENT,
+    IDENTITY,
+    N_HYPER,
+    N_HYPER64,
+    NO_STEP,
+    OFF_A,
+    OFF_B,
+    OFF_W,
+    RELU,
+    SGD,
+    SHARE,
+    SPARSE_FORWARD,
+    SPARSE_GRADIENT,
+    TANH,
+    WEIGHTS,
+)
 from fastmlp._threads import threads
 
 # Rows and reduction sizes around the 4-row groups and the task split
@@ -50,72 +70,73 @@ def _data(n, k, m, dtype, seed):
     return [np.ascontiguousarray(x, dtype=dtype) for x in (A, W, b, D)]
 
 
-PAD = 5  # parameters of "earlier layers" in front of the layer's block
+# Parameters in front of the whole network where the tested layer is
+# layer 0 (a sparse input's first layer): so that it, too, has parameters
+# of "earlier layers" before its blocks (bundle_helpers.network_shape).
+PAD = 5
 
 
-def _pack(W, b):
-    """A flat buffer holding W then b after PAD other values; (theta, wo, bo)."""
-    rng = np.random.RandomState(W.size)
-    theta = np.concatenate([rng.normal(size=PAD), W.ravel(), b, rng.normal(size=3)])
-    return theta.astype(W.dtype), PAD, PAD + W.size
-
-
-def _layer(op, A, D, Out, theta, wo, bo, act, grad=None, state1=None, state2=None,
-           solver=NO_STEP, hyper=None, sw_sum=1.0):
-    dt = A.dtype.type
-    grad = theta if grad is None else grad
-    hyper = theta if hyper is None else hyper
-    _linalg.layer(op, theta, grad, theta if state1 is None else state1,
-                  theta if state2 is None else state2, wo, bo, A, D, Out, act, solver, True,
-                  hyper, dt(sw_sum))
+def _layer(op, prob, params, mats, act=IDENTITY, sw_sum=1.0, *, shape=None, lay=None):
+    """``_linalg.layer`` on layer ``prob.lay`` of ``prob.shape`` (or the
+    ``shape``/``lay`` given), ``mats = (X, D, Out, Z)``."""
+    _linalg.layer(op, prob.lay if lay is None else lay, act, params,
+                  prob.shape if shape is None else shape, mats,
+                  params.theta.dtype.type(sw_sum))
 
 
 def _forward(A, W, b, act):
-    theta, wo, bo = _pack(W, b)
-    before = theta.copy()
-    Z = np.full((A.shape[0], W.shape[1]), np.nan, A.dtype)
-    _layer(FORWARD, A, A, Z, theta, wo, bo, act)
-    np.testing.assert_array_equal(theta, before)
-    return Z
+    prob = layer_problem(W, b)
+    before = prob.theta.copy()
+    Out = np.full((A.shape[0], W.shape[1]), np.nan, A.dtype)
+    # no activation keeps its pre-activations: Z has no rows, as in a fit
+    _layer(FORWARD, prob, predict_params(prob.theta),
+           (A, A, Out, empty_rows(W.shape[1], A.dtype)), act)
+    np.testing.assert_array_equal(prob.theta, before)
+    return Out
 
 
 def _grad(A, D, W, alpha, sw_sum):
-    theta, wo, bo = _pack(W, np.zeros(W.shape[1], W.dtype))
+    prob = layer_problem(W, np.zeros(W.shape[1], W.dtype))
+    theta, wo, bo = prob.theta, prob.wo, prob.bo
     before = theta.copy()
     grad = np.full_like(theta, np.nan)
-    hyper = _engine.make_hyper(A.dtype, alpha=alpha)
-    _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=grad, hyper=hyper, sw_sum=sw_sum)
+    _layer(GRADIENT, prob, make_params(theta, grad=grad, alpha=alpha), (A, D, D, D),
+           sw_sum=sw_sum)
     np.testing.assert_array_equal(theta, before)  # NO_STEP
     assert np.isnan(grad[:wo]).all() and np.isnan(grad[bo + W.shape[1]:]).all()
     return grad[wo:bo].reshape(W.shape), grad[bo:bo + W.shape[1]]
 
 
 def _backward(D, W, Aprev, act):
-    theta, wo, bo = _pack(W, np.zeros(W.shape[1], W.dtype))
+    prob = layer_problem(W, np.zeros(W.shape[1], W.dtype))
     Dprev = np.full(Aprev.shape, np.nan, D.dtype)
-    _layer(BACKWARD, Aprev, D, Dprev, theta, wo, bo, act)
+    # Z: the layer below's outputs again (no pre-activations kept)
+    _layer(BACKWARD, prob, make_params(prob.theta), (Aprev, D, Dprev, Aprev), act)
     return Dprev
 
 
-def _adam_state(size, dtype):
-    """Moments of a second Adam step (nonzero) and its hyper-parameters."""
+ADAM_HYPER = dict(learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.3)
+ADAM_STEP_LR = 0.004  # hyper[H_STEP_LR] of a second step (begin_step sets it)
+
+
+def _adam_moments(size, dtype):
+    """Moments of a second Adam step (nonzero)."""
     rng = np.random.RandomState(7)
     m1 = rng.normal(scale=0.1, size=size).astype(dtype)
     m2 = rng.uniform(0.0, 0.1, size=size).astype(dtype)
-    hyper = _engine.make_hyper(dtype, learning_rate=0.01, beta_1=0.9, beta_2=0.999,
-                               epsilon=1e-8, alpha=0.3)
-    hyper[H_LR_T] = 0.004
-    return m1, m2, hyper
+    return m1, m2
 
 
-def _adam_grad_step(A, D, W, b):
-    """Gradient and one fused Adam step (as a second step: moments nonzero)."""
-    theta, wo, bo = _pack(W, b)
-    m1, m2, hyper = _adam_state(theta.size, A.dtype)
-    grad = np.zeros_like(theta)
-    _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=grad, state1=m1, state2=m2,
-           solver=ADAM, hyper=hyper, sw_sum=7.0)
-    return theta, grad, m1, m2
+def _adam_grad_step(A, D, W, b, **where):
+    """Gradient and one fused Adam step (as a second step: moments nonzero).
+    ``where``: the layer's place, as :func:`bundle_helpers.layer_problem`
+    takes it."""
+    prob = layer_problem(W, b, **where)
+    m1, m2 = _adam_moments(prob.theta.size, A.dtype)
+    params = step_params(prob.theta, grad=np.zeros_like(prob.theta), solver=ADAM, m1=m1, m2=m2,
+                         step_lr=ADAM_STEP_LR, **ADAM_HYPER)
+    _layer(GRADIENT, prob, params, (A, D, D, D), sw_sum=7.0)
+    return params.theta, params.grad, params.m1, params.m2
 
 
 def _all(A, W, b, D):
@@ -149,26 +170,32 @@ def test_primitives_match_numpy(shape, dtype):
 @pytest.mark.parametrize("shape", SHAPES[::3], ids=lambda s: "x".join(map(str, s)))
 def test_gradient_with_step_equals_gradient_then_step(shape, dtype, solver):
     # The fused step must be exactly the step the separate optimizer would
-    # take on the finished gradient, on the layer's block and nowhere else.
+    # take on the finished gradient (weights, then bias), on the layer's
+    # block and nowhere else.
     n, k, m = shape
     A, W, b, D = _data(n, k, m, dtype, seed=n + 31 * k + m)
-    theta, wo, bo = _pack(W, b)
+    prob = layer_problem(W, b)
+    theta, wo, bo = prob.theta, prob.wo, prob.bo
     rng = np.random.RandomState(5)
     s1 = rng.normal(scale=0.1, size=theta.size).astype(dtype)
     s2 = rng.uniform(0.0, 0.1, size=theta.size).astype(dtype)
-    hyper = _engine.make_hyper(dtype, learning_rate=0.02, momentum=0.9, beta_1=0.9,
-                               beta_2=0.999, epsilon=1e-8, alpha=0.3)
-    hyper[H_LR_T] = 0.004
+    hyper = dict(learning_rate=0.02, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 alpha=0.3)
+    # what begin_step sets: SGD's current rate; Adam's step size (of some step)
+    step_lr = 0.02 if solver == SGD else ADAM_STEP_LR
+
+    def bundle(arrays, solver):
+        return step_params(arrays[0], grad=arrays[1], m1=arrays[2], m2=arrays[3],
+                           solver=solver, nesterov=True, step_lr=step_lr, **hyper)
 
     expected = [x.copy() for x in (theta, np.zeros_like(theta), s1, s2)]
-    _layer(GRADIENT, A, D, D, expected[0], wo, bo, IDENTITY, grad=expected[1], hyper=hyper,
-           sw_sum=7.0)
-    native(_optim.optimizer_step)(*expected[:1], expected[1], *expected[2:], wo, bo + m,
-                                  solver, True, hyper)
+    _layer(GRADIENT, prob, bundle(expected, NO_STEP), (A, D, D, D), sw_sum=7.0)
+    stepping = bundle(expected, solver)
+    native(_optim.optimizer_step)(stepping, wo, bo, WEIGHTS)
+    native(_optim.optimizer_step)(stepping, bo, bo + m, BIASES)
 
     got = [x.copy() for x in (theta, np.zeros_like(theta), s1, s2)]
-    _layer(GRADIENT, A, D, D, got[0], wo, bo, IDENTITY, grad=got[1], state1=got[2],
-           state2=got[3], solver=solver, hyper=hyper, sw_sum=7.0)
+    _layer(GRADIENT, prob, bundle(got, solver), (A, D, D, D), sw_sum=7.0)
     for g, e in zip(got, expected):
         np.testing.assert_array_equal(g, e)
     for x, before in ((got[0], theta), (got[2], s1), (got[3], s2)):
@@ -211,27 +238,71 @@ def test_task_grid_partitions_rows(rows):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 def test_arrays_blas_would_misread_are_refused(dtype):
     # BLAS reads through raw pointers with row stride = number of columns:
-    # a wrong shape must raise, not read out of bounds.
+    # a wrong shape must raise, not read out of bounds, before any task
+    # runs (nothing written).
     A, W, b, D = _data(12, 7, 5, dtype, seed=1)
-    Z = np.zeros((12, 5), dtype)
-    theta, wo, bo = _pack(W, b)
-    with pytest.raises(ValueError, match="shapes"):
-        _layer(FORWARD, A, A, Z[:11], theta, wo, bo, IDENTITY)
-    with pytest.raises(ValueError, match="shapes"):
-        _layer(GRADIENT, A, D[:11], D, theta, wo, bo, IDENTITY,
-               grad=np.zeros_like(theta), hyper=_engine.make_hyper(dtype))
-    with pytest.raises(ValueError, match="shapes"):
-        _layer(BACKWARD, A, D, np.zeros((12, 6), dtype), theta, wo, bo, IDENTITY)
+    Out = np.full((12, 5), np.nan, dtype)
+    prob = layer_problem(W, b)
+    theta, lay, wo, bo = prob.theta, prob.lay, prob.wo, prob.bo
+    before = theta.copy()
+    none = empty_rows(5, dtype)
+    fwd = predict_params(theta)
+
+    def grad_params(grad=None, **kwargs):
+        grad = np.zeros_like(theta) if grad is None else grad
+        return make_params(theta, grad=grad, **kwargs)
+
+    def refused(match, op, params, mats, **where):
+        with pytest.raises(ValueError, match=match):
+            _layer(op, prob, params, mats, **where)
+        np.testing.assert_array_equal(theta, before)
+        assert np.isnan(Out).all()
+
+    refused("shapes", FORWARD, fwd, (A, A, Out[:11], none))
+    # pre-activations: no rows (none kept), or the output's shape
+    refused("shapes", FORWARD, fwd, (A, A, Out, np.zeros((11, 5), dtype)))
+    refused("shapes", FORWARD, fwd, (A, A, Out, np.zeros((12, 4), dtype)))
+    refused("shapes", GRADIENT, grad_params(), (A, D[:11], D, D))
+    refused("shapes", GRADIENT, grad_params(), (A, np.zeros((12, 6), dtype), D, D))
+    refused("shapes", BACKWARD, fwd, (A, D, np.zeros((12, 6), dtype), A))
+    refused("shapes", BACKWARD, fwd, (A, D, np.zeros((12, 7), dtype), A[:11]))
     # W and b must lie in theta, b right after W (one step covers both)
-    for w_at, b_at in ((wo, bo + 1), (wo + 9, bo + 9), (-1, bo - 1)):
-        with pytest.raises(ValueError, match="offsets"):
-            _layer(FORWARD, A, A, Z, theta, w_at, b_at, IDENTITY)
-    # the optimizer state must cover the buffer it steps
+    past = theta.size - (bo + 5) + 1  # moves b one element past the buffer
+    for w_at, b_at in ((wo, bo + 1), (wo + past, bo + past), (-1, bo - 1)):
+        offsets = prob.shape.offsets.copy()
+        offsets[lay, OFF_W] = w_at
+        offsets[lay, OFF_B] = b_at
+        refused("offsets", FORWARD, fwd, (A, A, Out, none),
+                shape=prob.shape._replace(offsets=offsets))
+    # the layer's fan-in is the input's width
+    units = prob.shape.units.copy()
+    units[lay] = 6
+    refused("offsets", FORWARD, fwd, (A, A, Out, none), shape=prob.shape._replace(units=units))
+    for bad_lay in (-1, prob.shape.offsets.shape[0]):
+        refused("no such layer", FORWARD, fwd, (A, A, Out, none), lay=bad_lay)
+    refused("no such layer", FORWARD, fwd, (A, A, Out, none),
+            shape=prob.shape._replace(units=prob.shape.units[:-1].copy()))
+    for op in (SHARE, SPARSE_FORWARD, SPARSE_GRADIENT, -1):
+        refused("unknown layer operation", op, fwd, (A, A, Out, none))
+    # the gradient and the optimizer state must cover the buffer they step,
+    # and the hyper-parameter arrays have every slot the step reads
     short = np.zeros(theta.size - 1, dtype)
-    for solver, s1, s2 in ((SGD, short, theta), (ADAM, theta.copy(), short)):
-        with pytest.raises(ValueError, match="buffer sizes"):
-            _layer(GRADIENT, A, D, D, theta, wo, bo, IDENTITY, grad=np.zeros_like(theta),
-                   state1=s1, state2=s2, solver=solver, hyper=_engine.make_hyper(dtype))
+    ok = {solver: grad_params(solver=solver, learning_rate=0.1) for solver in (NO_STEP, SGD, ADAM)}
+    for params in (grad_params(grad=short),
+                   grad_params(solver=SGD, m1=short),
+                   grad_params(solver=ADAM, m1=short),
+                   grad_params(solver=ADAM, m2=short),
+                   *(ok[s]._replace(hyper=ok[s].hyper[:N_HYPER - 1]) for s in ok),
+                   *(ok[s]._replace(hyper64=ok[s].hyper64[:N_HYPER64 - 1]) for s in (SGD, ADAM)),
+                   *(ok[s]._replace(step=ok[s].step[:0]) for s in (SGD, ADAM))):
+        refused("buffer sizes", GRADIENT, params, (A, D, D, D))
+    # what a solver does not use may have any size: SGD's second moment, and
+    # without a step the state, the step count and hyper64 (L-BFGS's bundle)
+    for params in (ok[SGD], ok[NO_STEP]._replace(m1=short, m2=short, step=ok[NO_STEP].step[:0],
+                                                 hyper64=ok[NO_STEP].hyper64[:0])):
+        assert params.m2.shape[0] < theta.size
+        _layer(GRADIENT, prob, params, (A, D, D, D))
+        assert params.grad[wo:bo + 5].all()
 
 
 def test_strided_arrays_are_refused():
@@ -241,23 +312,27 @@ def test_strided_arrays_are_refused():
     code = textwrap.dedent("""
         import numpy as np
         from fastmlp import _linalg
+        from fastmlp._bundles import make_params, make_shape, predict_params
+        from fastmlp._codes import FORWARD, GRADIENT, HEAD_IDENTITY, IDENTITY
+        from fastmlp._layout import Layout
+        shape, _ = make_shape(Layout([7, 5]), [], HEAD_IDENTITY, 12)
         A = np.ones((12, 7)); theta = np.ones(7 * 5 + 5)
-        for X, Z in ((A, np.zeros((12, 10))[:, ::2]), (np.asfortranarray(A), np.zeros((12, 5)))):
+        Z = np.zeros((12, 5)); none = np.zeros((0, 5)); strided = np.zeros((12, 10))[:, ::2]
+        for mats in ((A, A, strided, none), (np.asfortranarray(A), A, Z, none),
+                     (A, A, Z, strided)):
             try:
-                _linalg.layer(_linalg.FORWARD, theta, theta, theta, theta, 0, 35, X, X, Z, 0,
-                              -1, False, theta, 1.0)
+                _linalg.layer(FORWARD, 0, IDENTITY, predict_params(theta), shape, mats, 1.0)
             except ValueError as e:
                 assert "C-contiguous" in str(e), e
             else:
                 raise SystemExit("not refused")
         # theta and grad: BLAS takes a pointer at an offset into them
-        Z = np.zeros((12, 5))
         wide = np.ones(2 * theta.size)
         for th, gr in ((wide[::2], wide[::2]), (wide[::-1][:theta.size], theta),
                        (theta, wide[::2])):
             try:
-                _linalg.layer(_linalg.GRADIENT, th, gr, th, th, 0, 35, A, Z, Z, 0, -1, False,
-                              np.zeros(10), 1.0)
+                _linalg.layer(GRADIENT, 0, IDENTITY, make_params(th, grad=gr), shape,
+                              (A, Z, Z, Z), 1.0)
             except ValueError as e:
                 assert "contiguous" in str(e), e
             else:
@@ -269,37 +344,31 @@ def test_strided_arrays_are_refused():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
-def _compressed(A):
-    """``A`` as CSR and CSC arrays (data, int64 indices, int64 pointers)."""
-    csr, csc = sp.csr_matrix(A), sp.csc_matrix(A)
-    return tuple((x.data, x.indices.astype(np.int64), x.indptr.astype(np.int64))
-                 for x in (csr, csc))
-
-
-def _sparse(op, arrays, k, theta, grad, state1, state2, wo, bo, D, Out, act, solver, hyper,
-            sw_sum):
-    _linalg.sparse_layer(op, *arrays, k, theta, grad, state1, state2, wo, bo, D, Out, act,
-                         solver, True, hyper, theta.dtype.type(sw_sum))
-
-
 def _sparse_all(A, W, b, D):
     """SPARSE_FORWARD (relu and tanh) and SPARSE_GRADIENT with an Adam step
-    of the layer on A, as its layer-sized outputs and the whole buffers."""
+    of the layer on A, as its layer-sized outputs and the whole buffers.
+    The layer is a network's first, with PAD parameters in front."""
     n, k = A.shape
     m = W.shape[1]
-    csr, csc = _compressed(A)
-    theta, wo, bo = _pack(W, b)
+    dtype = A.dtype
+    batch = sparse_batch(A)
     out = []
     for act in (RELU, TANH):
-        Z = np.full((n, m), np.nan, A.dtype)
-        _sparse(_linalg.SPARSE_FORWARD, csr, k, theta, theta, theta, theta, wo, bo, D, Z, act,
-                NO_STEP, theta, 1.0)
-        out.append(Z)
-    grad = np.full_like(theta, np.nan)
-    m1, m2, hyper = _adam_state(theta.size, A.dtype)
-    _sparse(_linalg.SPARSE_GRADIENT, csc, k, theta, grad, m1, m2, wo, bo, D, D, IDENTITY,
-            ADAM, hyper, 7.0)
-    return out + [theta, grad, m1, m2]
+        # the first layer's activation is the network's first hidden one
+        prob = layer_problem(W, b, lay=0, rows=n, pad=PAD, hidden=act)
+        work = make_work(prob.shape, prob.size, dtype, train=False)
+        work.acts[:] = np.nan
+        _linalg.sparse_layer(SPARSE_FORWARD, predict_params(prob.theta), prob.shape, batch, work,
+                             dtype.type(1))
+        out.append(block(work.acts, prob.shape, 0, n).copy())
+    prob = layer_problem(W, b, lay=0, rows=n, pad=PAD)
+    work = make_work(prob.shape, prob.size, dtype, rows=n)
+    block(work.deltas, prob.shape, 0, n)[...] = D
+    m1, m2 = _adam_moments(prob.theta.size, dtype)
+    params = step_params(prob.theta, grad=np.full_like(prob.theta, np.nan), solver=ADAM, m1=m1,
+                         m2=m2, step_lr=ADAM_STEP_LR, **ADAM_HYPER)
+    _linalg.sparse_layer(SPARSE_GRADIENT, params, prob.shape, batch, work, dtype.type(7.0))
+    return out + [params.theta, params.grad, params.m1, params.m2]
 
 
 def _sparse_data(n, k, m, dtype, seed):
@@ -318,15 +387,19 @@ def test_sparse_layer_matches_the_dense_layer(shape, dtype):
     n, k, m = shape
     A, W, b, D = _sparse_data(n, k, m, dtype, seed=n * 7 + k * 3 + m)
     got = _sparse_all(A, W, b, D)
-    want = [_forward(A, W, b, RELU), _forward(A, W, b, TANH), *_adam_grad_step(A, D, W, b)]
-    theta0, wo, bo = _pack(W, b)
+    # the dense layer on the same place of the same network
+    want = [_forward(A, W, b, RELU), _forward(A, W, b, TANH),
+            *_adam_grad_step(A, D, W, b, lay=0, pad=PAD)]
+    prob = layer_problem(W, b, lay=0, pad=PAD)
+    theta0, wo, bo = prob.theta, prob.wo, prob.bo
+    assert wo == PAD
     for g, e in zip(got, want):
         assert g.dtype == dtype
         np.testing.assert_allclose(g[:, :] if g.ndim == 2 else g[wo:bo + m],
                                    e if e.ndim == 2 else e[wo:bo + m], **_tol(dtype))
     # outside the layer's block: the weights and moments as they were, no
     # gradient written
-    for g, before in zip(got[2::2], (theta0, _adam_state(theta0.size, dtype)[0])):
+    for g, before in zip(got[2::2], (theta0, _adam_moments(theta0.size, dtype)[0])):
         np.testing.assert_array_equal(g[:wo], before[:wo])
         np.testing.assert_array_equal(g[bo + m:], before[bo + m:])
     grad = got[3]
@@ -352,21 +425,26 @@ def test_sparse_layer_bit_identical_across_threads_and_repeats(dtype):
     "csr: pointers past the data", "csr: pointers past the indices",
     "csr: column index too large", "csr: negative column index", "csc: short pointers",
     "csc: pointers past the data", "csc: row index too large", "csc: negative row index",
-    "csc: the CSR arrays", "unknown operation", "offsets", "output rows", "delta rows",
-    "optimizer state"])
+    "csc: the CSR arrays", "unknown operation", "offsets", "offsets past the buffer",
+    "block offset", "output rows", "pre-activation rows", "delta rows", "optimizer state",
+    "hyper64"])
 def test_sparse_layer_refuses_arrays_that_do_not_fit(case):
     """Every array the loops index is checked before them: a bad pointer or
     index, shape or offset raises, the buffers untouched."""
     n, k, m = 20, 12, 6
     A, W, b, D = _sparse_data(n, k, m, np.float64, seed=2)
-    theta, wo, bo = _pack(W, b)
+    prob = layer_problem(W, b, lay=0, rows=n, pad=PAD, hidden=RELU)
+    theta = prob.theta
     before = theta.copy()
-    csr, csc = _compressed(A)
+    csr, csc = compressed(A)
     fmt = case[:3] if case[:3] in ("csr", "csc") else "csc"
     data, indices, ptr = (x.copy() for x in (csr if fmt == "csr" else csc))
-    Z = np.zeros((n, m))
-    state2 = np.zeros_like(theta)
-    op = _linalg.SPARSE_FORWARD if fmt == "csr" else _linalg.SPARSE_GRADIENT
+    shape = prob.shape
+    work = make_work(shape, prob.size, np.float64, rows=n)
+    block(work.deltas, shape, 0, n)[...] = D
+    params = step_params(theta, solver=ADAM, step_lr=0.1, learning_rate=0.1, beta_1=0.9,
+                         beta_2=0.999, epsilon=1e-8)
+    op = SPARSE_FORWARD if fmt == "csr" else SPARSE_GRADIENT
     what = case[5:]
     if what == "short pointers":
         ptr = ptr[:-1]
@@ -385,24 +463,37 @@ def test_sparse_layer_refuses_arrays_that_do_not_fit(case):
     elif what == "the CSR arrays":
         data, indices, ptr = csr
     elif case == "unknown operation":
-        op = _linalg.GRADIENT
-    elif case == "offsets":
-        bo += 1
+        op = GRADIENT
+    elif case in ("offsets", "offsets past the buffer", "block offset"):
+        offsets = shape.offsets.copy()
+        if case == "offsets":
+            offsets[0, OFF_B] += 1  # b not right after W
+        elif case == "block offset":
+            offsets[0, OFF_A] = -1
+        else:
+            offsets[0, [OFF_W, OFF_B]] += theta.size - (prob.bo + m) + 1
+        shape = shape._replace(offsets=offsets)
     elif case == "output rows":
-        op, (data, indices, ptr) = _linalg.SPARSE_FORWARD, csr
-        Z = Z[:-1].copy()
+        op, (data, indices, ptr) = SPARSE_FORWARD, csr
+        work = work._replace(acts=work.acts[:n * m - 1].copy())
+    elif case == "pre-activation rows":  # where pre-activations are kept
+        op, (data, indices, ptr) = SPARSE_FORWARD, csr
+        work = work._replace(pre=np.zeros(n * m - 1))
     elif case == "delta rows":
-        D = D[:-1].copy()
+        work = work._replace(deltas=work.deltas[:n * m - 1].copy())
     elif case == "optimizer state":
-        state2 = state2[:-1].copy()
-    args = ((data, indices, ptr), k, theta, np.zeros_like(theta), np.zeros_like(theta), state2,
-            wo, bo, D, Z, RELU, ADAM, _engine.make_hyper(np.float64, learning_rate=0.1), 3.0)
+        params = params._replace(m2=params.m2[:-1].copy())
+    elif case == "hyper64":
+        params = params._replace(hyper64=params.hyper64[:N_HYPER64 - 1].copy())
+    arrays = (data, indices, ptr)
+    csr_in, csc_in = (arrays, csc) if op == SPARSE_FORWARD else (csr, arrays)
+    batch = sparse_batch(csr=csr_in, csc=csc_in, n=n, n_cols=k, dtype=np.float64)
     if case == "valid":
-        _sparse(_linalg.SPARSE_FORWARD, csr, *args[1:])
-        assert Z.any()
-        _sparse(op, *args)
-        assert not np.array_equal(theta, before)
+        _linalg.sparse_layer(SPARSE_FORWARD, params, shape, sparse_batch(A), work, 3.0)
+        assert block(work.acts, shape, 0, n).any()
+        _linalg.sparse_layer(op, params, shape, batch, work, 3.0)
+        assert np.isfinite(theta).all() and not np.array_equal(theta, before)
         return
     with pytest.raises(ValueError, match="fastmlp: "):
-        _sparse(op, *args)
+        _linalg.sparse_layer(op, params, shape, batch, work, 3.0)
     np.testing.assert_array_equal(theta, before)
