@@ -198,7 +198,6 @@ def make_params(theta, grad=None, solver=NO_STEP, nesterov=False, m1=None, m2=No
 def predict_params(theta):
     """The parameter bundle of a forward pass: ``theta`` and, for the
     fields only training reads, arrays of their types."""
-    dtype = theta.dtype
     return Params(theta, theta, theta, theta, empty(np.int64), theta, empty(np.float64),
                   NO_STEP, False)
 

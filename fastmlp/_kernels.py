@@ -52,7 +52,9 @@ from ._linalg import (
     BR,
     _call_layer_task,
     _check,
+    _apart,
     _check_flat,
+    _check_shape,
     _check_step_buffers,
     _n_tasks,
     _task_rows,
@@ -280,14 +282,6 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
                              shape, (A, D, D, D), sw_sum)
 
 
-@jit(inline="always")
-def _apart(a, b):
-    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
-    a0 = a.ctypes.data
-    b0 = b.ctypes.data
-    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
-
-
 @jit(internal=True)
 def _check_gather(batch):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
@@ -321,9 +315,8 @@ def _check_network(phase, first, params, shape, batch, work):
     shares = work.shares
     grad = params.grad
     train = phase != PREDICT
-    fits = (L >= 1 and units.shape[0] == L + 1 and offs.shape[1] == 3
-            and shape.acts.shape[0] >= L - 1 and n >= 0 and (first == 0 or first == 1)
-            and 0 <= shape.head < len(HEAD_ACTIVATIONS)
+    _check_shape(shape)
+    fits = (n >= 0 and (first == 0 or first == 1)
             and (pre.shape[0] == 0 or pre.shape[0] >= acts.shape[0]))
     # Each layer's parameters and work blocks must fit their buffers and
     # follow the previous layer's without overlap: tasks write them in
@@ -495,10 +488,8 @@ def _serial_width(shape, theta, X, out):
     ``shape``."""
     units = shape.units
     offs = shape.offsets
-    L = offs.shape[0]
-    fits = (L >= 1 and units.shape[0] == L + 1 and offs.shape[1] == 3
-            and shape.acts.shape[0] >= L - 1 and 0 <= shape.head < len(HEAD_ACTIVATIONS)
-            and X.shape[1] == units[0] and out.shape[0] == X.shape[0]
+    L = _check_shape(shape)
+    fits = (X.shape[1] == units[0] and out.shape[0] == X.shape[0]
             and out.shape[1] == units[L])
     width = 1
     for l in range(L if fits else 0):

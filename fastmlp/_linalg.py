@@ -267,6 +267,30 @@ def _check(X, rows, cols):
         raise ValueError("fastmlp: matrices must be C-contiguous")
 
 
+@jit(inline="always")
+def _apart(a, b):
+    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
+    a0 = a.ctypes.data
+    b0 = b.ctypes.data
+    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
+
+
+@jit(internal=True)
+def _check_shape(shape):
+    """Raise unless ``shape`` is a network of ``L >= 1`` layers: ``L + 1``
+    units, an offsets row of every column per layer, an activation code
+    per hidden layer, and a head, each a code the kernels know. Returns
+    ``L``."""
+    L = shape.offsets.shape[0]
+    fits = (L >= 1 and shape.units.shape[0] == L + 1 and shape.offsets.shape[1] == 3
+            and shape.acts.shape[0] >= L - 1 and 0 <= shape.head < len(HEAD_ACTIVATIONS))
+    for l in range(L - 1 if fits else 0):
+        fits = fits and 0 <= shape.acts[l] < len(PRE_FLAGS)
+    if not fits:
+        raise ValueError("fastmlp: the network's shape is not valid")
+    return L
+
+
 @jit(internal=True)
 def block_view(buf, offsets, l, n, m):
     """Rows ``0..n`` of layer ``l``'s (n, m) block in a flat work buffer."""
@@ -362,12 +386,17 @@ def _check_step_buffers(params):
     cover ``theta``, and the hyper-parameter arrays have every slot."""
     P = params.theta.shape[0]
     solver = params.solver
-    fits = params.grad.shape[0] == P and params.hyper.shape[0] >= N_HYPER
+    # the gradient and the state are written while theta is read
+    fits = (params.grad.shape[0] == P and params.hyper.shape[0] >= N_HYPER
+            and _apart(params.grad, params.theta))
     if solver == SGD or solver == ADAM:
         fits = (fits and params.m1.shape[0] == P and params.step.shape[0] >= 1
                 and params.hyper64.shape[0] >= N_HYPER64)
+    if solver == SGD or solver == ADAM:
+        fits = fits and _apart(params.m1, params.theta) and _apart(params.m1, params.grad)
     if solver == ADAM:
-        fits = fits and params.m2.shape[0] == P
+        fits = (fits and params.m2.shape[0] == P and _apart(params.m2, params.theta)
+                and _apart(params.m2, params.grad) and _apart(params.m2, params.m1))
     if not fits:
         raise ValueError("fastmlp: buffer sizes do not match")
 
@@ -484,19 +513,23 @@ def layer(op, lay, act, params, shape, mats, sw_sum):
 
     Matrices an ``op`` does not read must still have the others' type
     (pass ``X`` again), so one compiled kernel per dtype serves all three.
+    GRADIENT's step uses the step's learning rate ``hyper[H_STEP_LR]`` as
+    it stands: :func:`fastmlp._optim.begin_step` is the caller's.
     """
     X, D, Out, Z = mats
     P = params.theta.shape[0]
     n, k = X.shape
-    L = shape.offsets.shape[0]
     if op != FORWARD and op != BACKWARD and op != GRADIENT:
         raise ValueError("fastmlp: unknown layer operation")
-    if not (0 <= lay < L and shape.units.shape[0] == L + 1):
-        raise ValueError("fastmlp: no such layer")
+    L = _check_shape(shape)
+    if not (0 <= lay < L and 0 <= act < len(PRE_FLAGS)):
+        raise ValueError("fastmlp: no such layer or activation")
     m = shape.units[lay + 1]
     wo = shape.offsets[lay, OFF_W]
     bo = shape.offsets[lay, OFF_B]
-    if k != shape.units[lay] or wo < 0 or bo != wo + k * m or bo + m > P:
+    if k != shape.units[lay]:
+        raise ValueError("fastmlp: the input does not fit the layer")
+    if wo < 0 or bo != wo + k * m or bo + m > P:
         raise ValueError("fastmlp: layer offsets out of the parameter buffer")
     _check(X, n, k)
     _check_flat(params)
@@ -631,19 +664,18 @@ def sparse_layer(op, params, shape, batch, work, sw_sum):
     if not forward and op != SPARSE_GRADIENT:
         raise ValueError("fastmlp: unknown layer operation")
     n = batch.n
-    L = shape.offsets.shape[0]
-    fits = L >= 1 and shape.units.shape[0] == L + 1 and shape.acts.shape[0] >= L - 1 and n >= 0
-    k = shape.units[0] if fits else 0
-    m = shape.units[1] if fits else 0
-    wo = shape.offsets[0, OFF_W] if fits else -1
-    bo = shape.offsets[0, OFF_B] if fits else -1
-    a0 = shape.offsets[0, OFF_A] if fits else -1
-    fits = (fits and k >= 1 and m >= 1 and wo >= 0 and bo == wo + k * m and bo + m <= P
-            and a0 >= 0 and a0 + n * m <= work.acts.shape[0]
-            and (work.pre.shape[0] == 0 or a0 + n * m <= work.pre.shape[0])
-            and (forward or a0 + n * m <= work.deltas.shape[0]))
-    if not fits:
+    _check_shape(shape)
+    k = shape.units[0]
+    m = shape.units[1]
+    wo = shape.offsets[0, OFF_W]
+    bo = shape.offsets[0, OFF_B]
+    a0 = shape.offsets[0, OFF_A]
+    if not (k >= 1 and m >= 1 and wo >= 0 and bo == wo + k * m and bo + m <= P):
         raise ValueError("fastmlp: layer offsets out of the parameter buffer")
+    if not (n >= 0 and a0 >= 0 and a0 + n * m <= work.acts.shape[0]
+            and (work.pre.shape[0] == 0 or a0 + n * m <= work.pre.shape[0])
+            and (forward or a0 + n * m <= work.deltas.shape[0])):
+        raise ValueError("fastmlp: the work buffers do not fit the batch")
     _check_flat(params)
     if forward:
         _check_compressed(batch.data, batch.indices, batch.indptr, n, k)

@@ -28,6 +28,7 @@ from fastmlp._codes import (
     BIASES,
     FORWARD,
     GRADIENT,
+    HEAD_ACTIVATIONS,
     IDENTITY,
     N_HYPER,
     N_HYPER64,
@@ -35,6 +36,7 @@ from fastmlp._codes import (
     OFF_A,
     OFF_B,
     OFF_W,
+    PRE_FLAGS,
     RELU,
     SGD,
     SHARE,
@@ -277,11 +279,26 @@ def test_arrays_blas_would_misread_are_refused(dtype):
     # the layer's fan-in is the input's width
     units = prob.shape.units.copy()
     units[lay] = 6
-    refused("offsets", FORWARD, fwd, (A, A, Out, none), shape=prob.shape._replace(units=units))
+    refused("does not fit the layer", FORWARD, fwd, (A, A, Out, none),
+            shape=prob.shape._replace(units=units))
     for bad_lay in (-1, prob.shape.offsets.shape[0]):
         refused("no such layer", FORWARD, fwd, (A, A, Out, none), lay=bad_lay)
-    refused("no such layer", FORWARD, fwd, (A, A, Out, none),
+    # activation codes the kernels do not know, given or in the shape
+    for bad_act in (-1, len(PRE_FLAGS)):
+        refused("no such layer or activation", FORWARD, fwd, (A, A, Out, none), act=bad_act)
+        acts = prob.shape.acts.copy()
+        acts[0] = bad_act
+        refused("shape is not valid", FORWARD, fwd, (A, A, Out, none),
+                shape=prob.shape._replace(acts=acts))
+    for bad_head in (-1, len(HEAD_ACTIVATIONS)):
+        refused("shape is not valid", FORWARD, fwd, (A, A, Out, none),
+                shape=prob.shape._replace(head=bad_head))
+    refused("shape is not valid", FORWARD, fwd, (A, A, Out, none),
             shape=prob.shape._replace(units=prob.shape.units[:-1].copy()))
+    refused("shape is not valid", FORWARD, fwd, (A, A, Out, none),
+            shape=prob.shape._replace(offsets=prob.shape.offsets[:, :2].copy()))
+    # a gradient written over the weights (a forward pass's bundle)
+    refused("buffer sizes", GRADIENT, fwd, (A, D, D, D))
     for op in (SHARE, SPARSE_FORWARD, SPARSE_GRADIENT, -1):
         refused("unknown layer operation", op, fwd, (A, A, Out, none))
     # the gradient and the optimizer state must cover the buffer they step,
