@@ -200,6 +200,19 @@ def hidden_derivative(A, name):
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
+def hidden_derivative_at(Z, A, name):
+    """Derivative of a hidden activation at pre-activations ``Z`` whose
+    outputs are ``A``.
+
+    Every activation of scikit-learn's is differentiated through its
+    output (:func:`hidden_derivative`), so ``Z`` is not read; an activation
+    whose derivative needs its pre-activation gets its formula here.
+    """
+    if name in HIDDEN_ACTIVATIONS:
+        return hidden_derivative(A, name)
+    raise ValueError(f"unknown hidden activation {name!r}")
+
+
 def output_activation(Z, head):
     """Apply the output activation of an output head.
 

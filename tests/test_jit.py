@@ -119,8 +119,9 @@ def test_internal_kernels_refuse_calls_from_python():
     import numpy as np
     from native import native
 
-    from fastmlp import _engine, _kernels, _linalg, _optim
-    from fastmlp._codes import SGD
+    from fastmlp import _kernels, _linalg, _optim
+    from fastmlp._bundles import make_params
+    from fastmlp._codes import H_STEP_LR, SGD, WEIGHTS
 
     for kernel in (_optim.optimizer_step, _kernels._network_task, _linalg._layer_task,
                    _linalg._check_compressed, _kernels.output_head):
@@ -128,12 +129,11 @@ def test_internal_kernels_refuse_calls_from_python():
         with pytest.raises(TypeError, match="internal fastmlp kernel: only compiled code"):
             kernel(1, 2)
     theta = np.zeros(4)
-    hyper = _engine.make_hyper(np.float64, learning_rate=0.5, momentum=0.0)
+    params = make_params(theta, grad=np.ones(4), solver=SGD, learning_rate=0.5, momentum=0.0)
+    params.hyper[H_STEP_LR] = 0.5  # the step's rate, as begin_step sets it
     with pytest.raises(TypeError, match="fastmlp._optim.optimizer_step is an internal"):
-        _optim.optimizer_step(theta, np.ones(4), np.zeros(4), np.zeros(4), 0, 4, SGD, False,
-                              hyper)
-    native(_optim.optimizer_step)(theta, np.ones(4), np.zeros(4), np.zeros(4), 1, 3, SGD,
-                                  False, hyper)
+        _optim.optimizer_step(params, 0, 4, WEIGHTS)
+    native(_optim.optimizer_step)(params, 1, 3, WEIGHTS)
     np.testing.assert_array_equal(theta, [0.0, -0.5, -0.5, 0.0])
     # the kernels Python calls keep their entry point
     assert not _kernels.network.targetoptions.get("no_cpython_wrapper", False)

@@ -21,7 +21,22 @@ from numba.core.dispatcher import Dispatcher
 import reference as ref
 from native import native
 from fastmlp import _activations, _engine, _kernels, _linalg, _optim
-from fastmlp._codes import ACTIVATIONS, ADAM, H_LR_T, HEADS, NO_STEP, RELU, SGD
+from fastmlp._bundles import make_params, make_shape
+from fastmlp._codes import (
+    ACTIVATIONS,
+    ADAM,
+    BIASES,
+    FORWARD,
+    H_LR,
+    H_STEP_LR,
+    HEADS,
+    NEEDS_PRE,
+    NO_STEP,
+    OFF_B,
+    RELU,
+    SGD,
+    WEIGHTS,
+)
 from fastmlp._layout import Layout
 
 DTYPES = [np.float64, np.float32]
@@ -30,6 +45,14 @@ HEAD_NAMES = ["softmax", "logistic", "identity", "exp"]
 KERNEL_MODULES = [_kernels, _linalg, _optim, _engine, _activations]
 # an internal kernel: called from compiled code (tests/native.py)
 optimizer_step = native(_optim.optimizer_step)
+
+
+@numba.njit
+def begin_step(params):
+    """:func:`fastmlp._optim.begin_step`, which is inlined into its compiled
+    callers (it has no code of its own to call)."""
+    _optim.begin_step(params)
+
 
 N_SAMPLES = 40
 N_FEATURES = 6
@@ -332,19 +355,23 @@ def test_sgd_step_matches_closed_form(momentum, nesterov, dtype):
     rng = np.random.RandomState(_seed("sgd", momentum, nesterov))
     theta = rng.normal(size=N_OPT).astype(dtype)
     velocity = rng.normal(scale=0.1, size=N_OPT).astype(dtype)  # as after earlier steps
+    grad = np.zeros(N_OPT, dtype)
+    params = make_params(theta, grad, SGD, nesterov, m1=velocity, momentum=momentum)
     exp_theta, exp_vel = theta.copy(), velocity.copy()
     lrs = [0.1, 0.05, 0.2, 0.01, 0.1]  # e.g. a schedule changing the rate
     for step in range(N_STEPS):
-        grad = rng.normal(size=N_OPT).astype(dtype)
+        grad[:] = rng.normal(size=N_OPT).astype(dtype)
         lr, mom = dt(lrs[step]), dt(momentum)
-        hyper = _engine.make_hyper(dtype, learning_rate=lrs[step], momentum=momentum)
+        params.hyper[H_LR] = lrs[step]  # as StochasticTrainer.set_learning_rate
+        begin_step(params)
+        assert params.hyper[H_STEP_LR] == lr
         before = theta.copy(), velocity.copy()
-        optimizer_step(theta, grad, velocity, velocity, 0, LO, SGD, nesterov, hyper)
-        optimizer_step(theta, grad, velocity, velocity, LO, HI, SGD, nesterov, hyper)
-        optimizer_step(theta, grad, velocity, velocity, HI, N_OPT, SGD, nesterov, hyper)
-        optimizer_step(theta, grad, velocity, velocity, 7, 7, SGD, nesterov, hyper)
+        optimizer_step(params, 0, LO, WEIGHTS)
+        optimizer_step(params, LO, HI, WEIGHTS)
+        optimizer_step(params, HI, N_OPT, BIASES)
+        optimizer_step(params, 7, 7, WEIGHTS)
         part = before[0].copy(), before[1].copy()
-        optimizer_step(part[0], grad, part[1], part[1], LO, HI, SGD, nesterov, hyper)
+        optimizer_step(params._replace(theta=part[0], m1=part[1]), LO, HI, BIASES)
         _outside_unchanged(before[0], part[0])
         _outside_unchanged(before[1], part[1])
         np.testing.assert_array_equal(part[0][LO:HI], theta[LO:HI])
@@ -377,25 +404,31 @@ def test_adam_step_matches_closed_form(dtype):
     theta = rng.normal(size=N_OPT).astype(dtype)
     m = np.zeros(N_OPT, dtype=dtype)
     v = np.zeros(N_OPT, dtype=dtype)
+    grad = np.zeros(N_OPT, dtype)
+    params = make_params(theta, grad, ADAM, m1=m, m2=v, learning_rate=lr_init, beta_1=b1,
+                         beta_2=b2, epsilon=eps)
     exp_theta, exp_m, exp_v = theta.copy(), m.copy(), v.copy()
     for t in range(1, N_STEPS + 1):
-        grad = rng.normal(size=N_OPT).astype(dtype)
+        grad[:] = rng.normal(size=N_OPT).astype(dtype)
         lr_t = _optim.adam_step_size(lr_init, b1, b2, t)
         np.testing.assert_allclose(lr_t, lr_init * np.sqrt(1 - b2**t) / (1 - b1**t),
                                    rtol=1e-15)
-        hyper = _engine.make_hyper(dtype, learning_rate=lr_init, beta_1=b1, beta_2=b2,
-                                   epsilon=eps)
-        hyper[H_LR_T] = lr_t
+        begin_step(params)
+        assert params.step[0] == t
+        assert params.hyper[H_STEP_LR] == dt(lr_t)
         before = theta.copy(), m.copy(), v.copy()
-        optimizer_step(theta, grad, m, v, 0, N_OPT, ADAM, False, hyper)
+        optimizer_step(params, 0, N_OPT, WEIGHTS)
         part = tuple(x.copy() for x in before)
-        optimizer_step(*part[:1], grad, *part[1:], LO, HI, ADAM, False, hyper)
+        optimizer_step(params._replace(theta=part[0], m1=part[1], m2=part[2]), LO, HI,
+                       WEIGHTS)
         for x, y in zip(before, part):
             _outside_unchanged(x, y)
         np.testing.assert_array_equal(part[0][LO:HI], theta[LO:HI])
         # NO_STEP (L-BFGS's gradient-only calls) changes nothing
         same = tuple(x.copy() for x in before)
-        optimizer_step(*same[:1], grad, *same[1:], 0, N_OPT, NO_STEP, False, hyper)
+        for part_code in (WEIGHTS, BIASES):
+            optimizer_step(params._replace(theta=same[0], m1=same[1], m2=same[2],
+                                           solver=NO_STEP), 0, N_OPT, part_code)
         for x, y in zip(before, same):
             np.testing.assert_array_equal(x, y)
 
@@ -413,6 +446,65 @@ def test_adam_step_matches_closed_form(dtype):
         np.testing.assert_allclose(m, exp_m, **kw)
         np.testing.assert_allclose(v, exp_v, **kw)
         np.testing.assert_allclose(theta, exp_theta, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_begin_step_counts_the_step_and_sets_its_rate(solver, dtype):
+    """``begin_step`` adds one to the step count and sets ``hyper[H_STEP_LR]``:
+    for Adam, scikit-learn's bias-corrected step size at the new count,
+    ``learning_rate_init * sqrt(1 - beta_2**t) / (1 - beta_1**t)``
+    (``AdamOptimizer._get_updates``), computed in float64 from ``hyper64``
+    and then rounded to the dtype; for SGD, the current rate ``hyper[H_LR]``.
+    It writes nothing else."""
+    dt = np.dtype(dtype).type
+    lr_init, b1, b2 = 0.001, 0.9, 0.999
+    theta = np.linspace(-1, 1, 11).astype(dtype)
+    params = make_params(theta, solver=SGD if solver == "sgd" else ADAM, learning_rate=lr_init,
+                         momentum=0.9, beta_1=b1, beta_2=b2, epsilon=1e-8, alpha=0.1)
+    arrays = {f: getattr(params, f) for f in ("theta", "grad", "m1", "m2", "hyper64")}
+    saved = {f: a.copy() for f, a in arrays.items()}
+    hyper = params.hyper.copy()
+    rates = [0.5, 0.25, 0.125]  # an SGD schedule changing the rate between steps
+    for t in range(1, 1001):
+        if solver == "sgd" and t <= len(rates):
+            params.hyper[H_LR] = hyper[H_LR] = rates[t - 1]
+        begin_step(params)
+        assert params.step.tolist() == [t]
+        rate = params.hyper[H_STEP_LR]
+        if solver == "sgd":
+            assert rate == hyper[H_LR]
+        else:
+            # scikit-learn's formula on Python floats (float64). Compiled,
+            # ``beta**t`` of an integer ``t`` is repeated multiplication,
+            # not C's pow: up to ~1e-14 apart by t = 1000.
+            exact = lr_init * np.sqrt(1 - b2**t) / (1 - b1**t)
+            if dtype == np.float64:
+                np.testing.assert_allclose(rate, exact, rtol=2e-14)
+            else:
+                # the float64 rate rounded once (one ulp for a last-bit
+                # difference of the two float64 powers at a tie)
+                assert abs(rate - dt(exact)) <= np.spacing(dt(exact))
+                # not computed from the float32 copies of the settings in
+                # ``hyper``, which lose about 6e-6 of it
+                f = np.float32
+                from32 = f(lr_init) * np.sqrt(f(1) - f(b2)**t) / (f(1) - f(b1)**t)
+                if t <= 10:
+                    assert abs(rate - dt(exact)) < abs(from32 - dt(exact))
+        # nothing else changed
+        changed = params.hyper != hyper
+        changed[H_STEP_LR] = False
+        assert not changed.any()
+        for f, a in arrays.items():
+            np.testing.assert_array_equal(a, saved[f])
+    # the count goes on from where it is
+    params.step[0] = 41
+    begin_step(params)
+    assert params.step.tolist() == [42]
+    if solver == "adam":
+        np.testing.assert_allclose(params.hyper[H_STEP_LR],
+                                   dt(lr_init * np.sqrt(1 - b2**42) / (1 - b1**42)),
+                                   rtol=2e-14 if dtype == np.float64 else 6e-8)
 
 
 # --------------------------------------------------------------------------
@@ -643,7 +735,8 @@ def test_serial_predict_refuses_arrays_that_do_not_fit(bad):
     L = net.layout
     X, theta = prob.X.copy(), prob.theta.copy()
     out = np.empty((5, L.units[-1]))
-    args = dict(X=X, out=out, theta=theta, b_off=L.b_off)
+    shape = net.serial_args(theta)[0]
+    args = dict(X=X, out=out, theta=theta, shape=shape)
     if bad == "input_width":
         args["X"] = np.ascontiguousarray(X[:, :-1])
     elif bad == "out_rows":
@@ -653,13 +746,13 @@ def test_serial_predict_refuses_arrays_that_do_not_fit(bad):
     elif bad == "theta_short":
         args["theta"] = theta[:-1]
     else:
-        args["b_off"] = L.b_off + 1
+        offsets = shape.offsets.copy()
+        offsets[:, OFF_B] += 1
+        args["shape"] = shape._replace(offsets=offsets)
     with pytest.raises(ValueError, match="do not fit"):
-        _kernels.predict_serial(args["theta"], L.units, L.w_off, args["b_off"], net.acts_code,
-                                net.head, args["X"], args["out"])
+        _kernels.predict_serial(args["shape"], args["theta"], args["X"], args["out"])
     # the same call with fitting arrays works
-    assert _kernels.predict_serial(theta, L.units, L.w_off, L.b_off, net.acts_code, net.head,
-                                   X, out)
+    assert _kernels.predict_serial(shape, theta, X, out)
     np.testing.assert_allclose(out, _engine.predict_output(net, theta, prob.inputs(
         np.float64, False)), rtol=1e-12, atol=1e-14)
 
@@ -674,7 +767,7 @@ def test_serial_predict_reports_non_finite_input(bad):
     L = net.layout
     X = prob.X.copy()
     out = np.empty((4, L.units[-1]))
-    args = (prob.theta, L.units, L.w_off, L.b_off, net.acts_code, net.head)
+    args = net.serial_args(prob.theta)
     assert _kernels.predict_serial(*args, X, out)
     clean = out.copy()
     X[2, -1] = bad
@@ -734,13 +827,15 @@ def _exercise_every_kernel():
                 th = prob.theta.astype(dtype)
                 tr.run_epoch(th, np.arange(20), shuffled=False)
                 tr.run_epoch(th, np.random.RandomState(0).permutation(20))
-        x = np.zeros(10, dtype=dtype)
-        hyper = _engine.make_hyper(dtype, learning_rate=0.1, momentum=0.9)
         # the single-layer kernel of tests and bench/linalg_bench.py
+        shape, _ = make_shape(Layout([2, 3]), [], HEADS["softmax"], 4)
         A = np.ones((4, 2), dtype=dtype)
-        _linalg.layer(_linalg.FORWARD, x, x, x, x, 0, 6, A, A, np.zeros((4, 3), dtype),
-                      RELU, NO_STEP, False, hyper, dt(1))
-        optimizer_step(x, x.copy(), x.copy(), x.copy(), 0, 10, SGD, True, hyper)
+        _linalg.layer(FORWARD, 0, RELU, make_params(np.zeros(9, dtype)), shape,
+                      (A, A, np.zeros((4, 3), dtype), np.zeros((0, 3), dtype)), dt(1))
+        x = np.zeros(10, dtype=dtype)
+        params = make_params(x, solver=SGD, nesterov=True, learning_rate=0.1, momentum=0.9)
+        begin_step(params)
+        optimizer_step(params, 0, 10, WEIGHTS)
         _optim.adam_step_size(0.01, 0.9, 0.999, 3)
 
 
@@ -781,9 +876,13 @@ def _infer_callee_signatures(disp, argtypes, seen):
 
 
 def _float_dtypes(sig):
-    """The floating-point dtypes among a signature's arguments."""
+    """The floating-point dtypes among a signature's arguments, the fields
+    of its bundles (tuples) included."""
     out = set()
     for a in sig:
+        if isinstance(a, types.BaseTuple):
+            out |= _float_dtypes(a.types)
+            continue
         t = a.dtype if isinstance(a, types.Array) else a
         if isinstance(t, types.Float):
             out.add(str(t))
@@ -850,7 +949,7 @@ def test_serial_predict_rows_in_blocks_equal_rows_alone(dtype, act, head):
     L = net.layout
     theta = prob.theta.astype(dtype)
     X = prob.X.astype(dtype)
-    args = (theta, L.units, L.w_off, L.b_off, net.acts_code, net.head)
+    args = net.serial_args(theta)
     alone = np.empty((11, L.units[-1]), dtype=dtype)
     for r in range(11):
         assert _kernels.predict_serial(*args, X[r : r + 1], alone[r : r + 1])
@@ -872,11 +971,11 @@ def test_serial_predict_rows_in_blocks_equal_rows_alone(dtype, act, head):
     assert not _kernels.predict_serial_blocks(*args, bad, np.empty((8, L.units[-1]), dtype))
     # a network of no layers (units of one entry) would leave the block
     # kernel copying from past its buffer: both kernels refuse it
-    empty = L.w_off[:0].copy()
+    shape = args[0]
+    none = shape._replace(units=shape.units[:1].copy(), offsets=shape.offsets[:0].copy())
     for kernel in (_kernels.predict_serial, _kernels.predict_serial_blocks):
-        with pytest.raises(ValueError, match="do not fit"):
-            kernel(theta, L.units[:1].copy(), empty, empty, net.acts_code, net.head,
-                   X[:4].copy(), np.empty((4, L.units[0]), dtype))
+        with pytest.raises(ValueError, match="shape is not valid"):
+            kernel(none, theta, X[:4].copy(), np.empty((4, L.units[0]), dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -893,10 +992,11 @@ def test_l2_sum_is_the_float64_sum_of_squared_weights(dtype):
         expected = math.fsum(
             float(x) ** 2 for l in range(len(sizes) - 1)
             for x in theta[layout.w_off[l]:layout.w_off[l] + sizes[l] * sizes[l + 1]])
-        got = _kernels.l2_sum(theta, layout.units, layout.w_off)
+        shape, _ = make_shape(layout, [RELU] * (len(sizes) - 2), HEADS["softmax"], 0)
+        got = _kernels.l2_sum(theta, shape)
         assert abs(got - expected) <= 1e-14 * expected, (sizes, got, expected)
         theta[layout.b_off[0]] = 1e30  # a bias never counts
-        assert _kernels.l2_sum(theta, layout.units, layout.w_off) == got
+        assert _kernels.l2_sum(theta, shape) == got
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -918,7 +1018,8 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         expected = Z.copy()
         ACTIVATIONS["relu"](expected)
         got = Z.copy()
-        _linalg._activate_rows(got, 0, got.shape[0], RELU)
+        no_pre = np.zeros((0, m), dtype)
+        _linalg._activate_rows(got, no_pre, 0, got.shape[0], RELU)
         assert got.tobytes() == expected.tobytes(), m
         got = Z.copy()
         for row in got:  # the row-wise form the CSR input's first layer uses
@@ -929,13 +1030,40 @@ def test_relu_rows_match_scikit_learn_bit_for_bit(dtype):
         D[2, : min(m, special.size)] = special[:m]
         expected_d = D.copy()
         DERIVATIVES["relu"](expected, expected_d)
+        # the outputs as the pre-activations too: none is kept for ReLU
         got_d = D.copy()
-        _linalg._derivative_rows(expected, got_d, 0, got_d.shape[0], RELU)
+        _linalg._derivative_rows(expected, expected, got_d, 0, got_d.shape[0], RELU)
         assert got_d.tobytes() == expected_d.tobytes(), m
         got_d = D.copy()
         for a, d in zip(expected, got_d):
-            native(_activations.derivative)(a, d, RELU)
+            native(_activations.derivative)(a, a, d, RELU)
         assert got_d.tobytes() == expected_d.tobytes(), m
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", ACT_NAMES)
+def test_activation_pairs_match_reference(name, dtype):
+    """``activate`` turns the pre-activation row into the output row;
+    ``derivative(z, a, d, act)`` multiplies ``d`` by the derivative at the
+    pre-activation ``z`` whose output is ``a``. Where an activation is not
+    in NEEDS_PRE, the kernels keep no pre-activation and pass the output
+    as ``z``: its derivative must not read ``z`` (NaN here)."""
+    act = ACTIVATIONS[name]
+    rng = np.random.default_rng(_seed("pairs", name))
+    tol = dict(rtol=1e-14, atol=1e-15) if dtype == np.float64 else dict(rtol=1e-6, atol=1e-7)
+    for m in (1, 7, 8, 33):
+        z = rng.standard_normal(m).astype(dtype)
+        a = z.copy()
+        native(_activations.activate)(a, act)
+        z64 = z.astype(np.float64)
+        _assert_close(a, ref.hidden_activation(z64, name), dtype)
+        d = rng.standard_normal(m).astype(dtype)
+        got = d.copy()
+        z_read = z if act in NEEDS_PRE else np.full(m, np.nan, dtype)
+        native(_activations.derivative)(z_read, a, got, act)
+        a64 = a.astype(np.float64)
+        expected = d.astype(np.float64) * ref.hidden_derivative_at(z64, a64, name)
+        np.testing.assert_allclose(got.astype(np.float64), expected, **tol)
 
 
 def test_relu_runs_as_python_with_jit_disabled():
@@ -950,7 +1078,7 @@ def test_relu_runs_as_python_with_jit_disabled():
         "from fastmlp._activations import activate, derivative\n"
         "from fastmlp._codes import RELU\n"
         "z = np.array([-1.0, -0.0, 2.0, np.nan]); activate(z, RELU)\n"
-        "d = np.ones(4); derivative(z, d, RELU)\n"
+        "d = np.ones(4); derivative(z, z, d, RELU)\n"
         "print(z.tolist(), d.tolist())\n")
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
