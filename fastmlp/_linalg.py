@@ -590,7 +590,7 @@ def _sparse_task(task, params, shape, batch, work, sw_sum):
     # Both operations are one loop: row r of T plus, for each stored entry
     # of row r (CSR) or column r (CSC), the entry times the row of S its
     # index selects: rows of W for the forward pass, of D for the gradient.
-    Out = block_view(work.acts, shape.offsets, 0, n, m)
+    Out = block_view(work.acts, shape.offsets, np.int64(0), n, m)
     if op == SPARSE_FORWARD:
         data, indices, ptr = batch.data, batch.indices, batch.indptr
         T = Out
@@ -603,12 +603,12 @@ def _sparse_task(task, params, shape, batch, work, sw_sum):
     else:
         data, indices, ptr = batch.cdata, batch.crows, batch.cptr
         T = grad[wo:bo].reshape((k, m))
-        S = block_view(work.deltas, shape.offsets, 0, n, m)
+        S = block_view(work.deltas, shape.offsets, np.int64(0), n, m)
         for r in range(r0, r1):
             z = T[r]
             for c in range(m):
                 z[c] = 0
-    Z = (block_view(work.pre, shape.offsets, 0, n, m) if work.pre.shape[0] > 0
+    Z = (block_view(work.pre, shape.offsets, np.int64(0), n, m) if work.pre.shape[0] > 0
          else work.pre[:0].reshape((0, m)))
     for r in range(r0, r1):
         z = T[r]
