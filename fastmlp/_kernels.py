@@ -542,9 +542,8 @@ def predict_serial(shape, theta, X, out):
             if not np.isfinite(a[k]):
                 finite = False
         for l in range(L):
-            # Slices, not kernels returning views: a kernel compiled for
-            # this call alone cost ~0.3 s at a first small prediction from
-            # an empty cache.
+            # Slices, not kernels returning views: such a kernel would be
+            # compiled for this call alone, at a first small prediction.
             n_in = units[l]
             m = units[l + 1]
             wo = offs[l, OFF_W]
@@ -556,7 +555,7 @@ def predict_serial(shape, theta, X, out):
                 z[c] = b[c]
             # Four input rows per pass over z (z loaded and stored once per
             # four terms; the sum order per element is unchanged). Eight
-            # measured no faster: the weights' reads from cache bound it.
+            # gain nothing: the weights' reads from cache bound it.
             k4 = n_in - n_in % 4
             for k in range(0, k4, 4):
                 p0 = a[k]

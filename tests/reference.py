@@ -172,21 +172,24 @@ def hidden_activation(Z, name):
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
-def hidden_derivative(A, name):
-    """Derivative of a hidden activation, written in terms of its output.
+def hidden_derivative(Z, A, name):
+    """Derivative of a hidden activation at pre-activations ``Z``.
 
     Parameters
     ----------
+    Z : ndarray
+        Pre-activations of the layer.
     A : ndarray
-        Output (post-activation) of the layer.
-    name : {"identity", "logistic", "tanh", "relu"}
+        Its outputs, ``hidden_activation(Z, name)``.
+    name : str
         Activation name.
 
     Returns
     -------
     dA : ndarray
-        ``d act(z) / dz`` evaluated where ``act(z) == A``, same shape as ``A``.
-        For ReLU the derivative at ``z <= 0`` (output exactly 0) is 0.
+        ``d act(z) / dz`` at ``Z``, same shape. scikit-learn's activations
+        are differentiated through their output, as scikit-learn does (for
+        ReLU the derivative where the output is exactly 0 is 0).
     """
     one = A.dtype.type(1)
     if name == "identity":
@@ -197,19 +200,6 @@ def hidden_derivative(A, name):
         return one - A**2
     if name == "relu":
         return (A != 0).astype(A.dtype)
-    raise ValueError(f"unknown hidden activation {name!r}")
-
-
-def hidden_derivative_at(Z, A, name):
-    """Derivative of a hidden activation at pre-activations ``Z`` whose
-    outputs are ``A``.
-
-    Every activation of scikit-learn's is differentiated through its
-    output (:func:`hidden_derivative`), so ``Z`` is not read; an activation
-    whose derivative needs its pre-activation gets its formula here.
-    """
-    if name in HIDDEN_ACTIVATIONS:
-        return hidden_derivative(A, name)
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
@@ -429,6 +419,7 @@ def loss_and_gradients(X, Y, sample_weight, coefs, intercepts, activation, head,
     """
     n = X.shape[0]
     acts = forward(X, coefs, intercepts, activation, head)
+    zs = pre_activations(X, coefs, intercepts, activation)
     out = acts[-1]
     if sample_weight is None:
         sw = np.ones(n, dtype=out.dtype)
@@ -445,7 +436,7 @@ def loss_and_gradients(X, Y, sample_weight, coefs, intercepts, activation, head,
         coef_grads[i] = (_dot(acts[i].T, delta) + alpha * coefs[i]) / sw_sum
         intercept_grads[i] = delta.sum(axis=0) / sw_sum
         if i > 0:
-            delta = _dot(delta, coefs[i].T) * hidden_derivative(acts[i], activation)
+            delta = _dot(delta, coefs[i].T) * hidden_derivative(zs[i - 1], acts[i], activation)
     return loss, coef_grads, intercept_grads
 
 

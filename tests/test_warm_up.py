@@ -19,6 +19,7 @@ SCRIPT = textwrap.dedent(
 
     import fastmlp
     from fastmlp import _activations, _engine, _kernels, _linalg, _optim
+    from fastmlp._codes import ACTIVATIONS
 
     def overloads():
         found = {}
@@ -43,7 +44,7 @@ SCRIPT = textwrap.dedent(
     Xbig = np.tile(X, (40, 1))
     for data in (X, sp.csr_matrix(X), sp.csc_matrix(X)):
         for solver in ("sgd", "adam", "lbfgs"):
-            for act in ("identity", "logistic", "tanh", "relu"):
+            for act in ACTIVATIONS:
                 kw = dict(hidden_layer_sizes=(9, 5), solver=solver, activation=act,
                           max_iter=2, random_state=0)
                 fastmlp.MLPClassifier(**kw, early_stopping=solver != "lbfgs").fit(data, y)
