@@ -51,7 +51,7 @@ from ._bundles import (
     predict_params,
 )
 from ._codes import ADAM, H_LR, NO_STEP, PREDICT, SPARSE_FORWARD
-from ._jit import jit
+from ._jit import entry_point, jit
 from ._kernels import (
     csr_to_csc,
     gather_csr,
@@ -354,6 +354,8 @@ class StochasticTrainer:
         P = net.layout.size
         self.grad = np.zeros(P, dtype=dt)
         self.reset_optimizer()
+        # the epoch kernel's entry point, bound at the first epoch
+        self._epoch = self._theta_type = None
 
         self.shape, size = net.shape(bs)
         self.work = make_work(self.shape, size, dt, shares=gradient_shares(bs, P, dt), rows=bs)
@@ -412,12 +414,15 @@ class StochasticTrainer:
         ``theta`` is updated in place. ``shuffled=False`` promises that
         ``idx`` is ``arange(n)`` so dense batches are read in place.
         """
-        params = self.params._replace(theta=theta)
-        epoch = train_epoch_sparse if self.inputs.is_sparse else train_epoch_dense
-        total = epoch(params, self.shape, self.data, self.buffers, self.work,
-                      np.ascontiguousarray(idx, dtype=np.int64), bool(shuffled),
-                      self.batch_size)
-        return total / idx.shape[0]
+        args = (self.params._replace(theta=theta), self.shape, self.data, self.buffers,
+                self.work, np.require(idx, np.int64, ["C", "W"]), bool(shuffled),
+                self.batch_size)
+        if self._epoch is None or self._theta_type != (theta.dtype, theta.flags.writeable,
+                                                       theta.flags.c_contiguous):
+            epoch = train_epoch_sparse if self.inputs.is_sparse else train_epoch_dense
+            self._epoch = entry_point(epoch, args)
+            self._theta_type = (theta.dtype, theta.flags.writeable, theta.flags.c_contiguous)
+        return self._epoch(*args) / idx.shape[0]
 
 
 class FullBatchObjective:
@@ -444,6 +449,8 @@ class FullBatchObjective:
         self.params = Params(self.theta, np.zeros(P, dtype=dt), self.theta, self.theta,
                              np.zeros(1, dtype=np.int64), hyper, hyper64, NO_STEP, False)
 
+        self.kernel = entry_point(self.kernel, (self.params, self.shape, self.batch, self.work))
+
     def __call__(self, x):
         self.theta[...] = x
         loss = self.kernel(self.params, self.shape, self.batch, self.work)
@@ -467,7 +474,8 @@ def predict_serial_output(net, theta, X):
 def predict_serial_rows(args, X, out):
     """The serial kernels over the rows of ``X``, into ``out``.
 
-    ``args`` are the kernels' leading arguments (:meth:`Network.serial_args`).
+    ``args`` are the kernels' leading arguments (:meth:`Network.serial_args`);
+    ``out`` a new C-ordered array of the parameters' dtype, (n, n_outputs).
     The largest multiple of 4 rows goes through
     :func:`._kernels.predict_serial_blocks` (four rows per pass over the
     weights), the rest through :func:`._kernels.predict_serial`; both give
@@ -476,11 +484,32 @@ def predict_serial_rows(args, X, out):
     n = X.shape[0]
     n4 = n - n % 4
     if n4 == 0:
-        return predict_serial(*args, X, out)
-    finite = predict_serial_blocks(*args, X[:n4], out[:n4])
+        return _serial(predict_serial, args, X, out)(*args, X, out)
+    blocks = _serial(predict_serial_blocks, args, X, out)
+    finite = blocks(*args, X[:n4], out[:n4])
     if n4 < n:
-        finite = predict_serial(*args, X[n4:], out[n4:]) and finite
+        finite = _serial(predict_serial, args, X, out)(*args, X[n4:], out[n4:]) and finite
     return finite
+
+
+# The serial kernels' entry points (see _jit.entry_point) by dtype, made
+# at their first use.
+_SERIAL = {predict_serial: {}, predict_serial_blocks: {}}
+
+
+def _serial(kernel, args, X, out):
+    """``kernel`` (a serial prediction kernel) for these arguments: its
+    entry point where ``X`` is a C-contiguous, aligned, writeable array of
+    the parameters' dtype (the types it is bound to; ``out`` is the
+    callers' ``np.empty`` of that dtype), else the dispatcher."""
+    dtype = X.dtype
+    bound_by_dtype = _SERIAL.get(kernel)
+    if bound_by_dtype is None or dtype is not args[1].dtype or not X.flags.carray:
+        return kernel
+    bound = bound_by_dtype.get(dtype)
+    if bound is None:
+        bound = bound_by_dtype[dtype] = entry_point(kernel, (*args, X, out))
+    return bound
 
 
 def predict_output(net, theta, inputs):

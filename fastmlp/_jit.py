@@ -9,8 +9,8 @@ and ``fastmath={'contract'}`` only (``a * b + c`` may become one FMA; no
 ``reassoc``, so a reduction's order does not depend on the vectoriser; the
 one exception is :func:`fastmlp._kernels.l2_sum`).
 
-Beyond that, fastmlp reaches into Numba's internals for four things, each
-for compile time or safety, none for a result's bits:
+Beyond that, fastmlp reaches into Numba's internals for five things, each
+for compile time, call time or safety, none for a result's bits:
 
 * **calls by symbol** (:func:`call_by_symbol`): Numba links a callee's
   whole module into every compiled caller and optimises it again there (a
@@ -30,11 +30,15 @@ for compile time or safety, none for a result's bits:
 * **the freeze intrinsic** (:func:`kept`): keeps ReLU's select a plain
   vector store; written the obvious way LLVM makes it a masked store of the
   zeros alone, which AMD Zen runs as slow microcode.
+* **entry points bound to one signature** (:func:`entry_point`): Numba's
+  dispatcher types every argument at every call, and a named tuple (a
+  bundle) takes its slow path, field by field; a one-row prediction's
+  call would cost more than its arithmetic.
 
-``FASTMLP_PLAIN_NUMBA=1`` switches all four off: plain calls, no on-disk
+``FASTMLP_PLAIN_NUMBA=1`` switches all five off: plain calls, no on-disk
 cache (Numba's own cache would load stale code after an edit of a callee's
-file), entry points built as usual, ``kept`` the identity. Results are
-the same; compilation is slower. CI runs part of the suite so, so a Numba
+file), entry points built as usual, ``kept`` the identity, calls through
+the dispatcher. Results are the same; compilation and calls are slower. CI runs part of the suite so, so a Numba
 release that breaks an internal costs speed, not correctness.
 """
 
@@ -47,6 +51,7 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
+from numba.core.typing.typeof import Purpose, typeof
 from numba.extending import intrinsic
 
 from . import _blas
@@ -327,3 +332,20 @@ def _identity(x):
 
 #: ``x`` unchanged, as :func:`_freeze` (plain Numba: the identity).
 kept = _identity if (PLAIN or config.DISABLE_JIT) else _freeze
+
+
+def entry_point(dispatcher, args):
+    """``dispatcher``'s compiled code for arguments of the types of
+    ``args``, as a callable that skips the dispatcher's typing of each
+    argument at each call (compiled, or loaded from the cache, now).
+
+    A caller must pass arguments of exactly those types (dtype, layout,
+    writeability, bundle field types): the entry point converts them
+    without checking. With ``FASTMLP_PLAIN_NUMBA=1`` (or the JIT off) it is
+    the dispatcher itself.
+    """
+    if PLAIN or config.DISABLE_JIT:
+        return dispatcher
+    argtypes = tuple(typeof(a, Purpose.argument) for a in args)
+    dispatcher.compile(argtypes)
+    return dispatcher.overloads[argtypes].entry_point

@@ -22,7 +22,6 @@ import numpy as np
 from numba import prange
 
 from ._activations import activate, relu_forward
-from ._bundles import Params
 from ._codes import (
     BACKWARD,
     COMBINE,
@@ -267,19 +266,18 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
                 op = np.int64(COMBINE)
                 Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
         act = layer_activation(shape, op, lay)
-        _call_layer_task((op, t, nt, rows, lay, act), params, shape, (A, D, Out, Z), sw_sum)
+        _call_layer_task((op, t, nt, rows, lay, act), params, shape, A, D, Out, Z, sw_sum)
     if phase == ROWS and split:
         # The task's share of each layer's gradient (task 0's into grad),
         # while its rows' activations and deltas are in this core's cache;
         # the deltas written last first.
         buf = params.grad if i == 0 else shares[(i - 1) * P:i * P]
-        mine = Params(params.theta, buf, params.m1, params.m2, params.step, params.hyper,
-                      params.hyper64, params.solver, params.nesterov)
+        G = buf.reshape((1, P))
         for lay in range(first, L):
             A = X if lay == 0 else block_view(acts, offs, lay - 1, n, units[lay])
             D = block_view(deltas, offs, lay, n, units[lay + 1])
-            _call_layer_task((np.int64(SHARE), i, n_t, n, lay, np.int64(IDENTITY)), mine,
-                             shape, (A, D, D, D), sw_sum)
+            _call_layer_task((np.int64(SHARE), i, n_t, n, lay, np.int64(IDENTITY)), params,
+                             shape, A, D, G, D, sw_sum)
 
 
 @jit(internal=True)
@@ -299,7 +297,7 @@ def _check_gather(batch):
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
 
 
-@jit(internal=True)
+@jit(inline="always")
 def _check_network(phase, first, params, shape, batch, work):
     """Raise unless the bundles fit each other for :func:`network`: every
     extent its tasks index without bounds checks, and no buffer that a

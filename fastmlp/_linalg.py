@@ -402,22 +402,24 @@ def _check_step_buffers(params):
 
 
 @jit(internal=True)
-def _layer_task(task, params, shape, mats, sw_sum):
+def _layer_task(task, params, shape, X, D, Out, Z, sw_sum):
     """One task of one dense layer's operation, in place.
 
     task : ``(op, t, n_t, rows, lay, act)``, int64: task ``t`` of ``n_t``
         over ``rows`` rows (:func:`_task_rows`) of layer ``lay``'s
         operation ``op`` (see :func:`layer`), ``act`` the activation it
         applies (:func:`layer_activation`).
-    mats : ``(X, D, Out, Z)``, the operation's matrices (see :func:`layer`).
+    X, D, Out, Z : the operation's matrices (see :func:`layer`), passed
+        apart rather than as a tuple: a tuple of arrays takes a reference
+        to each, an atomic count that the two threads' tasks contend for.
 
     Two more operations split the gradient by batch rows instead of rows
     of ``W`` (:func:`fastmlp._kernels.network` says when):
 
     SHARE
         Row task ``t``'s share of the gradient, unscaled, into the layer's
-        blocks of ``params.grad`` (a buffer of the parameters' layout):
-        ``X[r0:r1].T @ D[r0:r1]`` and ``D[r0:r1].sum(axis=0)``.
+        blocks of ``Out[0]`` (``Out`` (1, P), a buffer of the parameters'
+        layout): ``X[r0:r1].T @ D[r0:r1]`` and ``D[r0:r1].sum(axis=0)``.
     COMBINE
         Task ``t`` of GRADIENT's grid over the rows of ``W``: the sum of
         the shares, ``grad`` (row task 0's) plus each row of ``Out``
@@ -426,7 +428,6 @@ def _layer_task(task, params, shape, mats, sw_sum):
         GRADIENT. ``X`` and ``D`` are not read.
     """
     op, t, n_t, rows, lay, act = task
-    X, D, Out, Z = mats
     k = shape.units[lay]
     m = shape.units[lay + 1]
     wo = shape.offsets[lay, OFF_W]
@@ -447,9 +448,10 @@ def _layer_task(task, params, shape, mats, sw_sum):
         _mm(_N, _T, r1 - r0, k, m, D, r0 * m, m, theta, wo, m, 0.0, Out, r0 * k, k)
         _derivative_rows(Z, X, Out, r0, r1, act)
     elif op == SHARE:
-        _mm(_T, _N, k, m, r1 - r0, X, r0 * k, k, D, r0 * m, m, 0.0, grad, wo, m)
+        share = Out[0]
+        _mm(_T, _N, k, m, r1 - r0, X, r0 * k, k, D, r0 * m, m, 0.0, share, wo, m)
         # unscaled: a division by 1 leaves every bit as it is
-        _bias_grad(D[r0:r1], theta.dtype.type(1), grad[bo:bo + m])
+        _bias_grad(D[r0:r1], theta.dtype.type(1), share[bo:bo + m])
     else:
         lo = wo + r0 * m
         hi = wo + r1 * m
@@ -548,7 +550,7 @@ def layer(op, lay, act, params, shape, mats, sw_sum):
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
         _call_layer_task((np.int64(op), np.int64(t), n_t, rows, np.int64(lay), np.int64(act)),
-                         params, shape, mats, sw_sum)
+                         params, shape, X, D, Out, Z, sw_sum)
 
 
 @jit(internal=True)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 MODULE = """
@@ -168,3 +169,46 @@ def test_kernels_carry_the_registration_of_what_they_call_by_symbol():
     assert callees(_kernels._network_task) == {"_layer_task"}
     assert callees(_linalg._layer_task) == {"optimizer_step", "activate", "derivative"}
     assert _linalg._layer_task.overloads
+
+
+def test_entry_point_runs_the_compiled_code_of_those_types():
+    # a bundle-taking kernel bound to its argument types, called without
+    # the dispatcher's typing: the same result, and no new signature
+    from fastmlp._bundles import make_shape
+    from fastmlp._codes import HEAD_IDENTITY, RELU
+    from fastmlp._jit import PLAIN, entry_point
+    from fastmlp._kernels import predict_serial
+    from fastmlp._layout import Layout
+
+    rng = np.random.RandomState(0)
+    layout = Layout([3, 4, 2])
+    shape, _ = make_shape(layout, [RELU], HEAD_IDENTITY, 0)
+    theta = rng.normal(size=layout.size)
+    X = rng.normal(size=(2, 3))
+    out, expected = np.empty((2, 2)), np.empty((2, 2))
+    assert predict_serial(shape, theta, X, expected)
+    n_signatures = len(predict_serial.signatures)
+    bound = entry_point(predict_serial, (shape, theta, X, out))
+    assert (bound is predict_serial) == PLAIN
+    assert bound(shape, theta, X, out)
+    assert out.tobytes() == expected.tobytes()
+    assert len(predict_serial.signatures) == n_signatures
+
+
+def test_small_predictions_of_other_arrays_go_through_the_dispatcher():
+    # only an aligned, C-contiguous, writeable X of the parameters' dtype
+    # takes the bound entry point
+    from fastmlp import _engine, _jit
+    from fastmlp._codes import HEAD_IDENTITY, RELU
+    from fastmlp._layout import Layout
+
+    net = _engine.Network(Layout([3, 4, 2]), [RELU], HEAD_IDENTITY, np.float64)
+    args = net.serial_args(np.random.RandomState(0).normal(size=net.layout.size))
+    out = np.empty((2, 2))
+    X = np.random.RandomState(1).normal(size=(2, 3))
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    for other in (readonly, np.asfortranarray(np.ones((2, 3))), X.astype(np.float32)):
+        assert _engine._serial(_engine.predict_serial, args, other, out) is _engine.predict_serial
+    bound = _engine._serial(_engine.predict_serial, args, X, out)
+    assert (bound is _engine.predict_serial) == _jit.PLAIN
