@@ -100,6 +100,10 @@ Y : (n, n_outputs) targets; sw : (n,) sample weights.
 n : int, the number of rows.
 """
 
+Rows = namedtuple("Rows", ["X", "Xs", "bidx", "Y", "sw", "n"])
+Rows.__doc__ = """A batch's dense rows: what the network kernel's tasks read of a
+``Batch`` (a sparse input's first layer is done before them)."""
+
 Work = namedtuple("Work", ["acts", "deltas", "pre", "row_loss", "shares"])
 Work.__doc__ = """The work buffers of a batch.
 

@@ -22,6 +22,7 @@ import numpy as np
 from numba import prange
 
 from ._activations import activate, relu_forward
+from ._bundles import Rows
 from ._codes import (
     BACKWARD,
     COMBINE,
@@ -266,7 +267,8 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
                 op = np.int64(COMBINE)
                 Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
         act = layer_activation(shape, op, lay)
-        _call_layer_task((op, t, nt, rows, lay, act), params, shape, A, D, Out, Z, sw_sum)
+        _call_layer_task((op, t, nt, rows, act, k, m, offs[lay, OFF_W], offs[lay, OFF_B]),
+                         params, A, D, Out, Z, sw_sum)
     if phase == ROWS and split:
         # The task's share of each layer's gradient (task 0's into grad),
         # while its rows' activations and deltas are in this core's cache;
@@ -276,8 +278,9 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
         for lay in range(first, L):
             A = X if lay == 0 else block_view(acts, offs, lay - 1, n, units[lay])
             D = block_view(deltas, offs, lay, n, units[lay + 1])
-            _call_layer_task((np.int64(SHARE), i, n_t, n, lay, np.int64(IDENTITY)), params,
-                             shape, A, D, G, D, sw_sum)
+            _call_layer_task((np.int64(SHARE), i, n_t, n, np.int64(IDENTITY), units[lay],
+                              units[lay + 1], offs[lay, OFF_W], offs[lay, OFF_B]), params,
+                             A, D, G, D, sw_sum)
 
 
 @jit(internal=True)
@@ -297,11 +300,52 @@ def _check_gather(batch):
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
 
 
-@jit(inline="always")
-def _check_network(phase, first, params, shape, batch, work):
-    """Raise unless the bundles fit each other for :func:`network`: every
-    extent its tasks index without bounds checks, and no buffer that a
-    task writes overlapping one that another reads."""
+_call_network_task = call_by_symbol(_network_task)
+
+
+@jit(parallel=True)
+def network(phase, first, sw_sum, params, shape, batch, work):
+    """One phase of a batch of ``batch.n`` rows through layers ``first..``
+    of the network, in ONE parallel loop.
+
+    phase : PREDICT, ROWS or STEPS.
+        PREDICT: the forward pass; layer ``l``'s output goes to its block
+        of ``work.acts`` (the output layer's through its head's function).
+        ROWS: the forward pass (keeping pre-activations in ``work.pre``
+        where it is not empty), then :func:`output_head` into
+        ``work.row_loss`` and the output block of ``work.deltas``, then
+        every hidden layer's deltas (with shares, then each task's share of
+        the gradient). STEPS: every layer's weight and bias gradient into
+        ``params.grad`` (with shares, the sum of the shares ROWS wrote),
+        each block followed by its optimizer step; call it after ROWS and
+        after any use of the weights before their step (the loss's
+        :func:`l2_sum`).
+    first : 0, or 1 when a sparse input's first layer is done apart
+        (:func:`fastmlp._linalg.sparse_layer`); ``batch.X`` is then not read.
+    sw_sum : the batch's sum of sample weights (STEPS only).
+
+    Where ``batch.bidx`` is not empty (a dense input only), ROWS first
+    gathers the batch's input, each task its own rows. Where
+    ``work.shares`` is not empty, it holds at least ``(n_t - 1) * P``
+    elements (``n_t`` the batch's row tasks, :func:`_n_tasks` of ``n``
+    and ``BR``), and the gradient is split by batch rows: each ROWS task
+    also writes its share of every layer's gradient (task 0's in
+    ``params.grad``, the others' in ``work.shares``) while its rows are in
+    its cache, and STEPS adds them up in task order before each block's
+    step. Give the STEPS that follows a ROWS the same buffers. It pays
+    where the parameters are few against a batch's activations; the sums
+    differ from the split by rows of ``W`` in the last bits, and which
+    split a fit uses depends on the shapes, never on the thread count.
+
+    Without shares the tasks make the same BLAS calls as one
+    :func:`fastmlp._linalg.layer` call per layer and operation, so the
+    results are bit for bit those of that sequence, in two parallel
+    regions per training batch instead of a few per layer (Numba's TBB
+    layer builds a task arena for each).
+    """
+    # Every extent the tasks index without bounds checks, and no buffer a
+    # task writes overlapping one another reads (written out here: inlined
+    # from a function of its own, it cost a first fit more compilation).
     units = shape.units
     offs = shape.offsets
     L = offs.shape[0]
@@ -355,67 +399,23 @@ def _check_network(phase, first, params, shape, batch, work):
             _check_gather(batch)
     if phase == STEPS:
         _check_step_buffers(params)
-
-
-_call_network_task = call_by_symbol(_network_task)
-
-
-@jit(parallel=True)
-def network(phase, first, sw_sum, params, shape, batch, work):
-    """One phase of a batch of ``batch.n`` rows through layers ``first..``
-    of the network, in ONE parallel loop.
-
-    phase : PREDICT, ROWS or STEPS.
-        PREDICT: the forward pass; layer ``l``'s output goes to its block
-        of ``work.acts`` (the output layer's through its head's function).
-        ROWS: the forward pass (keeping pre-activations in ``work.pre``
-        where it is not empty), then :func:`output_head` into
-        ``work.row_loss`` and the output block of ``work.deltas``, then
-        every hidden layer's deltas (with shares, then each task's share of
-        the gradient). STEPS: every layer's weight and bias gradient into
-        ``params.grad`` (with shares, the sum of the shares ROWS wrote),
-        each block followed by its optimizer step; call it after ROWS and
-        after any use of the weights before their step (the loss's
-        :func:`l2_sum`).
-    first : 0, or 1 when a sparse input's first layer is done apart
-        (:func:`fastmlp._linalg.sparse_layer`); ``batch.X`` is then not read.
-    sw_sum : the batch's sum of sample weights (STEPS only).
-
-    Where ``batch.bidx`` is not empty (a dense input only), ROWS first
-    gathers the batch's input, each task its own rows. Where
-    ``work.shares`` is not empty, it holds at least ``(n_t - 1) * P``
-    elements (``n_t`` the batch's row tasks, :func:`_n_tasks` of ``n``
-    and ``BR``), and the gradient is split by batch rows: each ROWS task
-    also writes its share of every layer's gradient (task 0's in
-    ``params.grad``, the others' in ``work.shares``) while its rows are in
-    its cache, and STEPS adds them up in task order before each block's
-    step. Give the STEPS that follows a ROWS the same buffers. It pays
-    where the parameters are few against a batch's activations; the sums
-    differ from the split by rows of ``W`` in the last bits, and which
-    split a fit uses depends on the shapes, never on the thread count.
-
-    Without shares the tasks make the same BLAS calls as one
-    :func:`fastmlp._linalg.layer` call per layer and operation, so the
-    results are bit for bit those of that sequence, in two parallel
-    regions per training batch instead of a few per layer (Numba's TBB
-    layer builds a task arena for each).
-    """
-    _check_network(phase, first, params, shape, batch, work)
-    n_t = _n_tasks(batch.n, np.int64(BR))
     count = n_t
     if phase == STEPS:
         count = 0
         for l in range(first, shape.offsets.shape[0]):
             count += _n_tasks(shape.units[l], np.int64(BR))
+    # the tasks' rows alone: a parallel loop passes each field of a bundle
+    # it uses as an argument of its own
+    rows = Rows(batch.X, batch.Xs, batch.bidx, batch.Y, batch.sw, batch.n)
     for i in prange(count):
-        _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, batch, work)
+        _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, rows, work)
 
 
 _call_network = call_by_symbol(network)
 _call_sparse_layer = call_by_symbol(sparse_layer)
 
 
-@jit(reassoc=True)
+@jit(reassoc=True, internal=True)
 def l2_sum(theta, shape):
     """Sum of squared weights (biases excluded), in float64.
 

@@ -313,6 +313,19 @@ def layer_activation(shape, op, lay):
     return np.int64(IDENTITY)
 
 
+@jit(internal=True)
+def _keep_rows(Out, Z, r0, r1):
+    """``Z[r0:r1] = Out[r0:r1]``: pre-activations kept for the backward pass."""
+    for r in range(r0, r1):
+        z = Z[r]
+        o = Out[r]
+        for c in range(o.shape[0]):
+            z[c] = o[c]
+
+
+_call_keep_rows = call_by_symbol(_keep_rows)
+
+
 @jit(inline="always")
 def _activate_rows(Out, Z, r0, r1, act):
     """``act`` on ``Out[r0:r1]``, which holds pre-activations. Where ``Z``
@@ -320,11 +333,7 @@ def _activate_rows(Out, Z, r0, r1, act):
     are first copied into ``Z`` for the backward pass. ReLU as a
     (vectorising) select."""
     if Z.shape[0] > 0 and PRE_FLAGS[act]:
-        for r in range(r0, r1):
-            z = Z[r]
-            o = Out[r]
-            for c in range(o.shape[0]):
-                z[c] = o[c]
+        _call_keep_rows(Out, Z, r0, r1)
     if act == RELU:
         for r in range(r0, r1):
             relu_forward(Out[r])
@@ -402,13 +411,16 @@ def _check_step_buffers(params):
 
 
 @jit(internal=True)
-def _layer_task(task, params, shape, X, D, Out, Z, sw_sum):
+def _layer_task(task, params, X, D, Out, Z, sw_sum):
     """One task of one dense layer's operation, in place.
 
-    task : ``(op, t, n_t, rows, lay, act)``, int64: task ``t`` of ``n_t``
-        over ``rows`` rows (:func:`_task_rows`) of layer ``lay``'s
-        operation ``op`` (see :func:`layer`), ``act`` the activation it
-        applies (:func:`layer_activation`).
+    task : ``(op, t, n_t, rows, act, k, m, wo, bo)``, int64: task ``t`` of
+        ``n_t`` over ``rows`` rows (:func:`_task_rows`) of operation ``op``
+        (see :func:`layer`) on a layer of ``k`` inputs and ``m`` units,
+        whose weights and bias start at ``wo`` and ``bo`` in the parameter
+        buffers; ``act`` the activation it applies (:func:`layer_activation`).
+        Integers, not the shape bundle: every array a task function takes
+        costs its compilation and its calls reference counting.
     X, D, Out, Z : the operation's matrices (see :func:`layer`), passed
         apart rather than as a tuple: a tuple of arrays takes a reference
         to each, an atomic count that the two threads' tasks contend for.
@@ -427,11 +439,7 @@ def _layer_task(task, params, shape, X, D, Out, Z, sw_sum):
         order, then L2, the division by ``sw_sum`` and the step as in
         GRADIENT. ``X`` and ``D`` are not read.
     """
-    op, t, n_t, rows, lay, act = task
-    k = shape.units[lay]
-    m = shape.units[lay + 1]
-    wo = shape.offsets[lay, OFF_W]
-    bo = shape.offsets[lay, OFF_B]
+    op, t, n_t, rows, act, k, m, wo, bo = task
     theta = params.theta
     grad = params.grad
     n = X.shape[0]
@@ -549,8 +557,8 @@ def layer(op, lay, act, params, shape, mats, sw_sum):
     rows = k if op == GRADIENT else n
     n_t = _n_tasks(rows, np.int64(BR))
     for t in prange(n_t):
-        _call_layer_task((np.int64(op), np.int64(t), n_t, rows, np.int64(lay), np.int64(act)),
-                         params, shape, X, D, Out, Z, sw_sum)
+        _call_layer_task((np.int64(op), np.int64(t), n_t, rows, np.int64(act), k, m, wo, bo),
+                         params, X, D, Out, Z, sw_sum)
 
 
 @jit(internal=True)
@@ -577,8 +585,8 @@ def _check_compressed(data, indices, ptr, n, width):
 
 @jit(internal=True)
 def _sparse_task(task, params, shape, batch, work, sw_sum):
-    """Task ``t`` of ``n_t`` of :func:`sparse_layer` (``task`` as in
-    :func:`_layer_task`): rows ``[r0, r1)`` of the input (SPARSE_FORWARD)
+    """Task ``t`` of ``n_t`` of :func:`sparse_layer`, ``task = (op, t,
+    n_t, rows, lay, act)``: rows ``[r0, r1)`` of the input (SPARSE_FORWARD)
     or of ``W`` (SPARSE_GRADIENT)."""
     op, t, n_t, rows, lay, act = task
     k = shape.units[0]
