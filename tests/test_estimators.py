@@ -53,7 +53,6 @@ def test_signatures_and_defaults_match_sklearn():
     "params, message",
     [
         (dict(hidden_layer_sizes=[5, 0]), "hidden_layer_sizes must be > 0, got [5, 0]."),
-        (dict(activation="gelu"), "The 'activation' parameter of MLPClassifier must be"),
         (dict(solver="newton"), "The 'solver' parameter of MLPClassifier must be"),
         (dict(momentum=1.5), "The 'momentum' parameter of MLPClassifier must be"),
         (dict(learning_rate_init=0.0), "The 'learning_rate_init' parameter"),
