@@ -16,9 +16,11 @@ here and its branch in both, its code (and NEEDS_PRE where it reads
 ``tests/reference.py``.
 """
 
+import math
+
 import numpy as np
 
-from ._codes import EXP, LOGISTIC, RELU, SOFTMAX, TANH
+from ._codes import EXP, GELU, LOGISTIC, RELU, SOFTMAX, TANH
 from ._jit import jit, kept
 
 # --- relu: max(z, 0) -----------------------------------------------------
@@ -80,6 +82,35 @@ def tanh_backward(z, a, d):
         d[c] = d[c] * (one - a[c] * a[c])
 
 
+# --- gelu: z * Phi(z), Phi the standard normal CDF (exact, with erf) -------
+
+
+@jit(inline="always")
+def gelu_forward(z):
+    """``0.5 * z * (1 + erf(z / sqrt(2)))``: PyTorch's default (exact) GELU."""
+    half = z.dtype.type(0.5)
+    one = z.dtype.type(1)
+    inv_sqrt2 = z.dtype.type(0.7071067811865476)
+    for c in range(z.shape[0]):
+        v = z[c]
+        z[c] = half * v * (one + math.erf(v * inv_sqrt2))
+
+
+@jit(inline="always")
+def gelu_backward(z, a, d):
+    """``d * (Phi(z) + z * phi(z))``, ``phi`` the standard normal density:
+    reads the pre-activation."""
+    half = z.dtype.type(0.5)
+    one = z.dtype.type(1)
+    inv_sqrt2 = z.dtype.type(0.7071067811865476)
+    inv_sqrt_2pi = z.dtype.type(0.3989422804014327)
+    for c in range(d.shape[0]):
+        v = z[c]
+        cdf = half * (one + math.erf(v * inv_sqrt2))
+        pdf = inv_sqrt_2pi * math.exp(-half * v * v)
+        d[c] = d[c] * (cdf + v * pdf)
+
+
 # --- output functions (an output head's; their derivative is the head's) ---
 
 
@@ -119,6 +150,8 @@ def activate(z, act):
         logistic_forward(z)
     elif act == TANH:
         tanh_forward(z)
+    elif act == GELU:
+        gelu_forward(z)
     elif act == SOFTMAX:
         softmax_forward(z)
     elif act == EXP:
@@ -135,4 +168,6 @@ def derivative(z, a, d, act):
         logistic_backward(z, a, d)
     elif act == TANH:
         tanh_backward(z, a, d)
+    elif act == GELU:
+        gelu_backward(z, a, d)
 

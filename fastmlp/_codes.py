@@ -15,13 +15,15 @@ TANH = 2
 RELU = 3
 SOFTMAX = 4
 EXP = 5
+GELU = 6
 
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU,
+               "gelu": GELU}
 
 # The activations whose derivative reads the pre-activation z (not only
 # the output): the training kernels keep z of their layers in the work
 # bundle's ``pre`` buffer, which is empty when no layer needs it.
-NEEDS_PRE = frozenset()
+NEEDS_PRE = frozenset({GELU})
 # The same as a flag per activation code (a tuple the kernels index).
 PRE_FLAGS = tuple(code in NEEDS_PRE
                   for code in range(max(*ACTIVATIONS.values(), SOFTMAX, EXP) + 1))

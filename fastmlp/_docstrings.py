@@ -11,7 +11,7 @@ _PARAMETERS_DOC = """
         The ith element represents the number of neurons in the ith
         hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'gelu'}, default='relu'
         Activation function for the hidden layer.
 
         - 'identity', no-op activation, useful to implement linear bottleneck,
@@ -25,6 +25,10 @@ _PARAMETERS_DOC = """
 
         - 'relu', the rectified linear unit function,
           returns f(x) = max(0, x)
+
+        - 'gelu', the Gaussian error linear unit (exact form, PyTorch's
+          default), returns f(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))).
+          Not in scikit-learn: :meth:`to_sklearn` refuses such a model.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The solver for weight optimization.

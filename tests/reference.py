@@ -27,10 +27,10 @@ reference can run in float64 on float32-rounded inputs.
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit, xlogy
+from scipy.special import erf, expit, xlogy
 
 #: Hidden activation names understood by this module.
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "gelu")
 
 #: Output head names (output activation + loss) understood by this module.
 #: ``softmax``: softmax + categorical cross-entropy; ``logistic``: logistic +
@@ -169,6 +169,8 @@ def hidden_activation(Z, name):
         return np.tanh(Z)
     if name == "relu":
         return np.maximum(Z, 0)
+    if name == "gelu":
+        return 0.5 * Z * (1 + erf(Z / np.sqrt(2)))
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
@@ -200,6 +202,8 @@ def hidden_derivative(Z, A, name):
         return one - A**2
     if name == "relu":
         return (A != 0).astype(A.dtype)
+    if name == "gelu":
+        return 0.5 * (1 + erf(Z / np.sqrt(2))) + Z * np.exp(-Z**2 / 2) / np.sqrt(2 * np.pi)
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
