@@ -80,24 +80,6 @@ def _specialise(func, name, sparse):
     return jit()(func)
 
 
-@jit(internal=True)
-def _check_epoch(data, buf, idx, batch_size):
-    """Raise unless an epoch over ``idx`` in batches of ``batch_size`` rows
-    fits: every index names a row of ``data``, and the batch buffers hold
-    ``batch_size`` rows."""
-    n_rows = data.Y.shape[0]
-    fits = (batch_size >= 1 and data.sw.shape[0] == n_rows and buf.Y.shape[0] >= batch_size
-            and buf.Y.shape[1] == data.Y.shape[1] and buf.sw.shape[0] >= batch_size
-            and buf.indptr.shape[0] >= 1 and buf.X.shape[1] == data.X.shape[1]
-            and (buf.X.shape[0] == 0 or buf.X.shape[0] >= batch_size)
-            and (data.X.shape[0] == n_rows
-                 or (data.X.shape[0] == 0 and data.indptr.shape[0] == n_rows + 1)))
-    for i in range(idx.shape[0] if fits else 0):
-        fits = fits and 0 <= idx[i] < n_rows
-    if not fits:
-        raise ValueError("fastmlp: the epoch's buffers do not fit its data")
-
-
 def _make_train_epoch(sparse):
     def train_epoch(params, shape, data, buf, work, idx, shuffled, batch_size):
         """Run one epoch of mini-batch training on {input} input in place;
@@ -115,7 +97,19 @@ def _make_train_epoch(sparse):
         ``sum(batch_loss * batch_len)``, each batch loss taken before its
         update, as scikit-learn accumulates it.
         """
-        _check_epoch(data, buf, idx, batch_size)
+        # every index names a row of data; the buffers hold batch_size rows
+        n_rows = data.Y.shape[0]
+        fits = (batch_size >= 1 and data.sw.shape[0] == n_rows
+                and buf.Y.shape[0] >= batch_size and buf.Y.shape[1] == data.Y.shape[1]
+                and buf.sw.shape[0] >= batch_size and buf.indptr.shape[0] >= 1
+                and buf.X.shape[1] == data.X.shape[1]
+                and (buf.X.shape[0] == 0 or buf.X.shape[0] >= batch_size)
+                and (data.X.shape[0] == n_rows
+                     or (data.X.shape[0] == 0 and data.indptr.shape[0] == n_rows + 1)))
+        for i in range(idx.shape[0] if fits else 0):
+            fits = fits and 0 <= idx[i] < n_rows
+        if not fits:
+            raise ValueError("fastmlp: the epoch's buffers do not fit its data")
         _check_step_buffers(params)
         n_samples = idx.shape[0]
         total = 0.0

@@ -284,14 +284,10 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
 
 
 @jit(internal=True)
-def _check_gather(batch):
+def _check_gather(X, Xs, bidx, n):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
     the rows exist, the widths agree, and no task reads a source row that
     another writes."""
-    X = batch.X
-    Xs = batch.Xs
-    bidx = batch.bidx
-    n = batch.n
     fits = bidx.shape[0] >= n and Xs.shape[1] == X.shape[1] and _apart(X, Xs)
     top = Xs.shape[0]
     for r in range(n if fits else 0):
@@ -392,11 +388,11 @@ def network(phase, first, sw_sum, params, shape, batch, work):
             fits = fits and _apart(grad, buf)
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
-    _check_flat(params)
+    _check_flat(params.theta, params.grad)
     if first == 0:
         _check(batch.X, n, units[0])
         if phase == ROWS and batch.bidx.shape[0] > 0:
-            _check_gather(batch)
+            _check_gather(batch.X, batch.Xs, batch.bidx, n)
     if phase == STEPS:
         _check_step_buffers(params)
     count = n_t

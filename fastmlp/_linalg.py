@@ -378,12 +378,10 @@ def _l2_scale(g, w, alpha, sw_sum):
 
 
 @jit(internal=True)
-def _check_flat(params):
+def _check_flat(theta, grad):
     """Raise unless ``theta`` and ``grad`` are contiguous vectors: BLAS reads
     the weights and writes the gradient through raw pointers at offsets
     into them, whatever their strides."""
-    theta = params.theta
-    grad = params.grad
     if ((theta.shape[0] > 1 and theta.strides[0] != theta.itemsize)
             or (grad.shape[0] > 1 and grad.strides[0] != grad.itemsize)):
         raise ValueError("fastmlp: parameter buffers must be contiguous")
@@ -542,7 +540,7 @@ def layer(op, lay, act, params, shape, mats, sw_sum):
     if wo < 0 or bo != wo + k * m or bo + m > P:
         raise ValueError("fastmlp: layer offsets out of the parameter buffer")
     _check(X, n, k)
-    _check_flat(params)
+    _check_flat(params.theta, params.grad)
     if op == FORWARD:
         _check(Out, n, m)
         if Z.shape[0] > 0:
@@ -686,7 +684,7 @@ def sparse_layer(op, params, shape, batch, work, sw_sum):
             and (work.pre.shape[0] == 0 or a0 + n * m <= work.pre.shape[0])
             and (forward or a0 + n * m <= work.deltas.shape[0])):
         raise ValueError("fastmlp: the work buffers do not fit the batch")
-    _check_flat(params)
+    _check_flat(params.theta, params.grad)
     if forward:
         _check_compressed(batch.data, batch.indices, batch.indptr, n, k)
     else:

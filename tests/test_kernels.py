@@ -532,6 +532,24 @@ def _trainer(prob, dtype, sparse, solver, nesterov, momentum, lr, batch_size=BAT
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_epoch_refuses_rows_it_does_not_have(sparse):
+    # the epoch gathers rows by the indices given, without bounds checks:
+    # one out of range is refused before any batch runs
+    prob = Problem("relu", "softmax", _seed("idx"), n=N_EPOCH_ROWS)
+    trainer = _trainer(prob, np.float64, sparse, "adam", True, 0.9, 0.01)
+    theta = prob.theta.copy()
+    for bad in (N_EPOCH_ROWS, -1):
+        idx = np.arange(N_EPOCH_ROWS)
+        idx[7] = bad
+        with pytest.raises(ValueError, match="epoch's buffers do not fit"):
+            trainer.run_epoch(theta, idx)
+        np.testing.assert_array_equal(theta, prob.theta)
+    assert trainer.step[0] == 0
+    trainer.run_epoch(theta, np.arange(N_EPOCH_ROWS))
+    assert trainer.step[0] == -(-N_EPOCH_ROWS // BATCH)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("config", EPOCH_CONFIGS, ids=lambda c: f"{c[0]}-{c[3]}-{c[4]}")
 def test_epoch_matches_reference_loop(config, dtype, sparse):
