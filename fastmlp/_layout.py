@@ -108,11 +108,3 @@ class Layout:
             self.coef_view(theta, i)[...] = random_state.uniform(-bound, bound, (fi, fo))
             self.intercept_view(theta, i)[...] = random_state.uniform(-bound, bound, fo)
         return theta
-
-    def weights_mask(self):
-        """Boolean mask of the buffer entries that are weights (not biases)."""
-        mask = np.zeros(self.size, dtype=bool)
-        for i in range(self.n_weight_layers):
-            o = int(self.w_off[i])
-            mask[o : int(self.b_off[i])] = True
-        return mask

@@ -366,7 +366,6 @@ def _sparse_all(A, W, b, D):
     of the layer on A, as its layer-sized outputs and the whole buffers.
     The layer is a network's first, with PAD parameters in front."""
     n, k = A.shape
-    m = W.shape[1]
     dtype = A.dtype
     batch = sparse_batch(A)
     out = []
