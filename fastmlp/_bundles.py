@@ -27,6 +27,12 @@ and one made in Python types apart from one made in compiled code unless
 both go through the same constructor; bench/README.md gives the compile
 times measured for both. Nothing here is ever stored on an estimator.
 
+Compiled code passes a bundle on as a reference (:func:`fastmlp._jit.ref`,
+one pointer): Numba passes a named tuple as every field of every array in
+it, and counts a reference to each array wherever one is bound to a
+variable, code that a first fit would compile again in every function of
+the call chain. Python calls kernels with the named tuples themselves.
+
 Every array of a bundle is C-contiguous and writeable, and every float
 array has the parameter dtype (float32 or float64; ``Work.row_loss`` and
 ``Params.hyper64`` are float64): a bundle made in Python then has exactly
@@ -99,10 +105,6 @@ cdata, crows, cptr : the same rows as CSC, for the first layer's gradient.
 Y : (n, n_outputs) targets; sw : (n,) sample weights.
 n : int, the number of rows.
 """
-
-Rows = namedtuple("Rows", ["X", "Xs", "bidx", "Y", "sw", "n"])
-Rows.__doc__ = """A batch's dense rows: what the network kernel's tasks read of a
-``Batch`` (a sparse input's first layer is done before them)."""
 
 Work = namedtuple("Work", ["acts", "deltas", "pre", "row_loss", "shares"])
 Work.__doc__ = """The work buffers of a batch.

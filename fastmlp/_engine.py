@@ -51,7 +51,7 @@ from ._bundles import (
     predict_params,
 )
 from ._codes import ADAM, H_LR, NO_STEP, PREDICT, SPARSE_FORWARD
-from ._jit import entry_point, jit
+from ._jit import entry_point, jit, ref
 from ._kernels import (
     csr_to_csc,
     gather_csr,
@@ -97,15 +97,27 @@ def _make_train_epoch(sparse):
         ``sum(batch_loss * batch_len)``, each batch loss taken before its
         update, as scikit-learn accumulates it.
         """
+        params = ref(params)
+        shape = ref(shape)
+        data = ref(data)
+        buf = ref(buf)
+        work = ref(work)
         # every index names a row of data; the buffers hold batch_size rows
-        n_rows = data.Y.shape[0]
-        fits = (batch_size >= 1 and data.sw.shape[0] == n_rows
-                and buf.Y.shape[0] >= batch_size and buf.Y.shape[1] == data.Y.shape[1]
-                and buf.sw.shape[0] >= batch_size and buf.indptr.shape[0] >= 1
-                and buf.X.shape[1] == data.X.shape[1]
-                and (buf.X.shape[0] == 0 or buf.X.shape[0] >= batch_size)
-                and (data.X.shape[0] == n_rows
-                     or (data.X.shape[0] == 0 and data.indptr.shape[0] == n_rows + 1)))
+        Y = data.Y
+        sw = data.sw
+        X = data.X
+        bY = buf.Y
+        bsw = buf.sw
+        bX = buf.X
+        bptr = buf.indptr
+        n_rows = Y.shape[0]
+        fits = (batch_size >= 1 and sw.shape[0] == n_rows
+                and bY.shape[0] >= batch_size and bY.shape[1] == Y.shape[1]
+                and bsw.shape[0] >= batch_size and bptr.shape[0] >= 1
+                and bX.shape[1] == X.shape[1]
+                and (bX.shape[0] == 0 or bX.shape[0] >= batch_size)
+                and (X.shape[0] == n_rows
+                     or (X.shape[0] == 0 and data.indptr.shape[0] == n_rows + 1)))
         for i in range(idx.shape[0] if fits else 0):
             fits = fits and 0 <= idx[i] < n_rows
         if not fits:
@@ -117,23 +129,23 @@ def _make_train_epoch(sparse):
             n = min(batch_size, n_samples - start)
             if sparse:
                 gather_csr(data.data, data.indices, data.indptr, idx, start, n, buf.data,
-                           buf.indices, buf.indptr)
-                csr_to_csc(buf.data, buf.indices, buf.indptr[: n + 1], shape.units[0],
+                           buf.indices, bptr)
+                csr_to_csc(buf.data, buf.indices, bptr[: n + 1], shape.units[0],
                            buf.cdata, buf.crows, buf.cptr)
-                xin = buf.X
+                xin = bX
                 bidx = idx[:0]
             elif shuffled:
                 # gathered by the forward pass's tasks (network), each its rows
-                xin = buf.X[:n]
+                xin = bX[:n]
                 bidx = idx[start : start + n]
             else:
-                xin = data.X[start : start + n]
+                xin = X[start : start + n]
                 bidx = idx[:0]
-            gather_rows(data.Y, idx, start, n, buf.Y)
+            gather_rows(Y, idx, start, n, bY)
             for r in range(n):
-                buf.sw[r] = data.sw[idx[start + r]]
-            batch = Batch(xin, data.X, bidx, buf.data, buf.indices, buf.indptr[: n + 1],
-                          buf.cdata, buf.crows, buf.cptr, buf.Y, buf.sw, n)
+                bsw[r] = sw[idx[start + r]]
+            batch = ref(Batch(xin, X, bidx, buf.data, buf.indices, bptr[: n + 1],
+                              buf.cdata, buf.crows, buf.cptr, bY, bsw, n))
             begin_step(params)
             loss = loss_grad(params, shape, batch, work, sparse)
             total += loss * n

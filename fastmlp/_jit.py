@@ -9,7 +9,7 @@ and ``fastmath={'contract'}`` only (``a * b + c`` may become one FMA; no
 ``reassoc``, so a reduction's order does not depend on the vectoriser; the
 one exception is :func:`fastmlp._kernels.l2_sum`).
 
-Beyond that, fastmlp reaches into Numba's internals for five things, each
+Beyond that, fastmlp reaches into Numba's internals for six things, each
 for compile time, call time or safety, none for a result's bits:
 
 * **calls by symbol** (:func:`call_by_symbol`): Numba links a callee's
@@ -34,11 +34,18 @@ for compile time, call time or safety, none for a result's bits:
   dispatcher types every argument at every call, and a named tuple (a
   bundle) takes its slow path, field by field; a one-row prediction's
   call would cost more than its arithmetic.
+* **bundle references** (:func:`ref`, :class:`BundleRef`): a named tuple
+  travels between compiled functions as every field of every array in
+  it, with a reference counted for each array wherever it is bound; a
+  pointer to it in the caller's frame travels as one argument, and a
+  field is read where it is used. Numba's own extension API, but its
+  data models' packing and its getattr lowering's reference rules are
+  internals.
 
-``FASTMLP_PLAIN_NUMBA=1`` switches all five off: plain calls, no on-disk
+``FASTMLP_PLAIN_NUMBA=1`` switches all six off: plain calls, no on-disk
 cache (Numba's own cache would load stale code after an edit of a callee's
-file), entry points built as usual, ``kept`` the identity, calls through
-the dispatcher. Results are the same; compilation and calls are slower. CI runs part of the suite so, so a Numba
+file), entry points built as usual, ``kept`` the identity, bundles passed
+as named tuples, calls through the dispatcher. Results are the same; compilation and calls are slower. CI runs part of the suite so, so a Numba
 release that breaks an internal costs speed, not correctness.
 """
 
@@ -51,8 +58,11 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
+from numba.core.typing.templates import AttributeTemplate
 from numba.core.typing.typeof import Purpose, typeof
-from numba.extending import intrinsic
+from numba.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
+                             register_model)
 
 from . import _blas
 
@@ -334,6 +344,39 @@ def _identity(x):
 kept = _identity if (PLAIN or config.DISABLE_JIT) else _freeze
 
 
+@intrinsic
+def _apart(typingctx, a, b):
+    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        spans = []
+        for ty, value in zip((a, b), args):
+            ary = context.make_array(ty)(context, builder, value)
+            start = builder.ptrtoint(ary.data, intp)
+            size = builder.mul(ary.nitems, ary.itemsize)
+            spans.append((start, builder.add(start, size)))
+        (a0, a1), (b0, b1) = spans
+        return builder.or_(builder.icmp_signed("<=", a1, b0), builder.icmp_signed("<=", b1, a0))
+
+    return types.boolean(a, b), codegen
+
+
+@njit(inline="always")
+def _apart_plain(a, b):
+    a0 = a.ctypes.data
+    b0 = b.ctypes.data
+    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
+
+
+#: Whether the memory of arrays ``a`` and ``b`` does not overlap (an
+#: intrinsic: inlined from Numba IR, each of its many call sites in the
+#: checks would be compiled again; plain Numba: so inlined).
+apart = _apart_plain if (PLAIN or config.DISABLE_JIT) else _apart
+
+
 def entry_point(dispatcher, args):
     """``dispatcher``'s compiled code for arguments of the types of
     ``args``, as a callable that skips the dispatcher's typing of each
@@ -349,3 +392,61 @@ def entry_point(dispatcher, args):
     argtypes = tuple(typeof(a, Purpose.argument) for a in args)
     dispatcher.compile(argtypes)
     return dispatcher.overloads[argtypes].entry_point
+
+
+class BundleRef(types.Type):
+    """The Numba type of :func:`ref`'s result: a borrowed pointer to a
+    bundle (a named tuple) in the frame of the compiled function that
+    made it, whose fields read as the bundle's."""
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+        super().__init__(name=f"BundleRef({bundle})")
+
+
+@register_model(BundleRef)
+class _BundleRefModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, dmm.lookup(fe_type.bundle).get_data_type().as_pointer())
+
+
+@infer_getattr
+class _BundleRefAttributes(AttributeTemplate):
+    key = BundleRef
+
+    def generic_resolve(self, ty, attr):
+        fields = ty.bundle.fields
+        if attr in fields:
+            return ty.bundle.types[fields.index(attr)]
+        return None
+
+
+@lower_getattr_generic(BundleRef)
+def _bundle_ref_getattr(context, builder, typ, value, attr):
+    i = typ.bundle.fields.index(attr)
+    field = typ.bundle.types[i]
+    val = context.unpack_value(builder, field, cgutils.gep_inbounds(builder, value, 0, i))
+    return impl_ret_borrowed(context, builder, field, val)
+
+
+@intrinsic
+def _ref(typingctx, bundle):
+    """A :class:`BundleRef` to a copy of ``bundle`` in this frame (a
+    BundleRef passes through)."""
+    if isinstance(bundle, BundleRef):
+        return bundle(bundle), lambda context, builder, signature, args: args[0]
+    if not isinstance(bundle, types.BaseNamedTuple):
+        return None
+
+    def codegen(context, builder, signature, args):
+        slot = cgutils.alloca_once(builder, context.get_data_type(bundle))
+        context.pack_value(builder, bundle, args[0], slot)
+        return slot
+
+    return BundleRef(bundle)(bundle), codegen
+
+
+#: ``ref(bundle)``: the bundle as a :class:`BundleRef` (plain Numba: the
+#: bundle itself). The arrays it holds must outlive the reference: take it
+#: of a function's argument, or of a bundle of views of them.
+ref = _identity if (PLAIN or config.DISABLE_JIT) else _ref

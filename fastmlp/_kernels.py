@@ -22,7 +22,6 @@ import numpy as np
 from numba import prange
 
 from ._activations import activate, relu_forward
-from ._bundles import Rows
 from ._codes import (
     BACKWARD,
     COMBINE,
@@ -47,12 +46,13 @@ from ._codes import (
     SPARSE_GRADIENT,
     STEPS,
 )
-from ._jit import call_by_symbol, jit
+from ._jit import call_by_symbol, jit, ref
 from ._linalg import (
     BR,
-    _call_layer_task,
-    _check,
     _apart,
+    _call_layer_task,
+    _call_sparse_layer,
+    _check,
     _check_flat,
     _check_shape,
     _check_step_buffers,
@@ -60,7 +60,6 @@ from ._linalg import (
     _task_rows,
     block_view,
     layer_activation,
-    sparse_layer,
 )
 
 
@@ -296,11 +295,36 @@ def _check_gather(X, Xs, bidx, n):
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
 
 
+@jit(internal=True)
+def _layers_fit(units, offsets, P, n, a_len, d_len):
+    """Whether every layer's weights and bias, in that order, lie in a
+    parameter buffer of ``P`` elements after the previous layer's, and its
+    ``(n, units[l + 1])`` work block lies in work buffers of ``a_len`` and
+    ``d_len`` elements after the previous layer's block. ``units`` holds
+    one more entry than ``offsets`` has rows (:func:`_check_shape`)."""
+    L = offsets.shape[0]
+    fits = (n >= 0) & (units.shape[0] == L + 1) & (offsets.shape[1] == 3)
+    param_end = 0
+    block_end = 0
+    for l in range(L if fits else 0):
+        row = offsets[l]
+        k = units[l]
+        m = units[l + 1]
+        w = row[OFF_W]
+        b = row[OFF_B]
+        end = row[OFF_A] + n * m
+        fits &= ((k > 0) & (m > 0) & (w >= param_end) & (b == w + k * m) & (b + m <= P)
+                 & (row[OFF_A] >= block_end) & (end <= a_len) & (end <= d_len))
+        param_end = b + m
+        block_end = end
+    return fits
+
+
 _call_network_task = call_by_symbol(_network_task)
 
 
-@jit(parallel=True)
-def network(phase, first, sw_sum, params, shape, batch, work):
+@jit(parallel=True, internal=True)
+def _network(phase, first, sw_sum, params, shape, batch, work):
     """One phase of a batch of ``batch.n`` rows through layers ``first..``
     of the network, in ONE parallel loop.
 
@@ -340,55 +364,46 @@ def network(phase, first, sw_sum, params, shape, batch, work):
     layer builds a task arena for each).
     """
     # Every extent the tasks index without bounds checks, and no buffer a
-    # task writes overlapping one another reads (written out here: inlined
-    # from a function of its own, it cost a first fit more compilation).
+    # task writes overlapping one another reads (``&``, not ``and``: each
+    # ``and`` is a branch of its own to compile).
     units = shape.units
     offs = shape.offsets
-    L = offs.shape[0]
-    P = params.theta.shape[0]
+    theta = params.theta
+    grad = params.grad
+    P = theta.shape[0]
     n = batch.n
     acts = work.acts
     deltas = work.deltas
     pre = work.pre
     shares = work.shares
-    grad = params.grad
     train = phase != PREDICT
-    _check_shape(shape)
-    fits = (n >= 0 and (first == 0 or first == 1)
-            and (pre.shape[0] == 0 or pre.shape[0] >= acts.shape[0]))
-    # Each layer's parameters and work blocks must fit their buffers and
-    # follow the previous layer's without overlap: tasks write them in
-    # parallel, BLAS through raw pointers.
-    for l in range(L if fits else 0):
-        k = units[l]
-        m = units[l + 1]
-        end = offs[l, OFF_A] + n * m
-        fits = (fits and k > 0 and m > 0 and offs[l, OFF_W] >= 0
-                and offs[l, OFF_B] == offs[l, OFF_W] + k * m and offs[l, OFF_B] + m <= P
-                and offs[l, OFF_A] >= 0 and end <= acts.shape[0]
-                and (not train or end <= deltas.shape[0]))
-        if l > 0:
-            fits = (fits and offs[l, OFF_W] >= offs[l - 1, OFF_B] + k
-                    and offs[l, OFF_A] >= offs[l - 1, OFF_A] + n * k)
-    if fits and train:
-        fits = (batch.Y.shape[0] >= n and batch.Y.shape[1] == units[L]
-                and batch.sw.shape[0] >= n and work.row_loss.shape[0] >= n
-                and params.hyper.shape[0] >= N_HYPER)
-        fits = (fits and _apart(acts, deltas) and (pre.shape[0] == 0 or _apart(pre, acts))
-                and (pre.shape[0] == 0 or _apart(pre, deltas))
-                and (first == 0 or batch.bidx.shape[0] == 0))
+    keep = pre.shape[0] > 0
+    L = _check_shape(shape)
+    a_len = acts.shape[0]
+    fits = ((first == 0) | (first == 1)) & ((not keep) | (pre.shape[0] >= a_len))
+    # tasks write the layers' blocks in parallel, BLAS through raw pointers
+    fits &= _layers_fit(units, offs, P, n, a_len, deltas.shape[0] if train else a_len)
+    if train:
+        Y = batch.Y
+        fits &= ((Y.shape[0] >= n) & (Y.shape[1] == units[L]) & (batch.sw.shape[0] >= n)
+                 & (work.row_loss.shape[0] >= n) & (params.hyper.shape[0] >= N_HYPER)
+                 & _apart(acts, deltas) & ((first == 0) | (batch.bidx.shape[0] == 0)))
+        if keep:
+            fits &= _apart(pre, acts) & _apart(pre, deltas)
     n_t = _n_tasks(n, np.int64(BR))
     if train and shares.shape[0] > 0:
         # ROWS then writes parameter-sized blocks of grad and shares while
         # other tasks read the weights and the work buffers
-        fits = fits and grad.shape[0] == P and shares.shape[0] >= (n_t - 1) * P
-        for buf in (grad, params.theta, params.m1, params.m2, acts, deltas):
-            fits = fits and _apart(shares, buf)
-        for buf in (params.theta, params.m1, params.m2, acts, deltas):
-            fits = fits and _apart(grad, buf)
+        m1 = params.m1
+        m2 = params.m2
+        fits &= ((grad.shape[0] == P) & (shares.shape[0] >= (n_t - 1) * P)
+                 & _apart(shares, grad) & _apart(shares, theta) & _apart(shares, m1)
+                 & _apart(shares, m2) & _apart(shares, acts) & _apart(shares, deltas)
+                 & _apart(grad, theta) & _apart(grad, m1) & _apart(grad, m2)
+                 & _apart(grad, acts) & _apart(grad, deltas))
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
-    _check_flat(params.theta, params.grad)
+    _check_flat(theta, grad)
     if first == 0:
         _check(batch.X, n, units[0])
         if phase == ROWS and batch.bidx.shape[0] > 0:
@@ -398,17 +413,21 @@ def network(phase, first, sw_sum, params, shape, batch, work):
     count = n_t
     if phase == STEPS:
         count = 0
-        for l in range(first, shape.offsets.shape[0]):
-            count += _n_tasks(shape.units[l], np.int64(BR))
-    # the tasks' rows alone: a parallel loop passes each field of a bundle
-    # it uses as an argument of its own
-    rows = Rows(batch.X, batch.Xs, batch.bidx, batch.Y, batch.sw, batch.n)
+        for l in range(first, L):
+            count += _n_tasks(units[l], np.int64(BR))
     for i in prange(count):
-        _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, rows, work)
+        _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, batch, work)
 
 
-_call_network = call_by_symbol(network)
-_call_sparse_layer = call_by_symbol(sparse_layer)
+_call_network = call_by_symbol(_network)
+
+
+@jit()
+def network(phase, first, sw_sum, params, shape, batch, work):
+    """:func:`_network` called from Python: its bundles go on as
+    references (:func:`fastmlp._jit.ref`), as compiled callers pass them,
+    so both run the same compiled :func:`_network`."""
+    _call_network(phase, first, sw_sum, ref(params), ref(shape), ref(batch), ref(work))
 
 
 @jit(reassoc=True, internal=True)
@@ -453,6 +472,10 @@ def loss_grad(params, shape, batch, work, sparse):
     sw = batch.sw
     one = params.theta.dtype.type(1)
     first = np.int64(0)
+    params = ref(params)
+    shape = ref(shape)
+    batch = ref(batch)
+    work = ref(work)
     if sparse:
         first = np.int64(1)
         _call_sparse_layer(np.int64(SPARSE_FORWARD), params, shape, batch, work, one)
@@ -482,7 +505,7 @@ def _serial_width(shape, theta, X, out):
     ``shape``."""
     units = shape.units
     offs = shape.offsets
-    L = _check_shape(shape)
+    L = _check_shape(ref(shape))
     fits = (X.shape[1] == units[0] and out.shape[0] == X.shape[0]
             and out.shape[1] == units[L])
     width = 1

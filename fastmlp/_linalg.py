@@ -77,7 +77,7 @@ from ._codes import (
     SPARSE_GRADIENT,
     WEIGHTS,
 )
-from ._jit import call_by_symbol, jit
+from ._jit import apart, call_by_symbol, jit, ref
 from ._optim import optimizer_step
 
 _call_optimizer_step = call_by_symbol(optimizer_step)
@@ -227,7 +227,7 @@ if not _blas.ILP64:
     prime_blas()
 
 
-@jit(inline="always")
+@jit(internal=True)
 def _n_tasks(n, rows):
     """An even number of tasks of about ``rows`` rows each.
 
@@ -244,7 +244,7 @@ def _n_tasks(n, rows):
     return t
 
 
-@jit(inline="always")
+@jit(internal=True)
 def _task_rows(t, n_tasks, n):
     """Rows ``[r0, r1)`` of task ``t``: groups of 4 rows spread evenly."""
     nq = n // 4
@@ -267,12 +267,7 @@ def _check(X, rows, cols):
         raise ValueError("fastmlp: matrices must be C-contiguous")
 
 
-@jit(inline="always")
-def _apart(a, b):
-    """Whether the memory of arrays ``a`` and ``b`` does not overlap."""
-    a0 = a.ctypes.data
-    b0 = b.ctypes.data
-    return a0 + a.size * a.itemsize <= b0 or b0 + b.size * b.itemsize <= a0
+_apart = apart
 
 
 @jit(internal=True)
@@ -525,6 +520,8 @@ def layer(op, lay, act, params, shape, mats, sw_sum):
     it stands: :func:`fastmlp._optim.begin_step` is the caller's.
     """
     X, D, Out, Z = mats
+    params = ref(params)
+    shape = ref(shape)
     P = params.theta.shape[0]
     n, k = X.shape
     if op != FORWARD and op != BACKWARD and op != GRADIENT:
@@ -643,8 +640,8 @@ def _sparse_task(task, params, shape, batch, work, sw_sum):
 _call_sparse_task = call_by_symbol(_sparse_task)
 
 
-@jit(parallel=True)
-def sparse_layer(op, params, shape, batch, work, sw_sum):
+@jit(parallel=True, internal=True)
+def _sparse_layer(op, params, shape, batch, work, sw_sum):
     """A sparse input's first layer, as one parallel loop: its forward pass,
     or its gradient followed by the optimizer step.
 
@@ -696,3 +693,13 @@ def sparse_layer(op, params, shape, batch, work, sw_sum):
     for t in prange(n_t):
         _call_sparse_task((np.int64(op), np.int64(t), n_t, rows, np.int64(0), act), params,
                           shape, batch, work, sw_sum)
+
+
+_call_sparse_layer = call_by_symbol(_sparse_layer)
+
+
+@jit()
+def sparse_layer(op, params, shape, batch, work, sw_sum):
+    """:func:`_sparse_layer` called from Python, its bundles passed on as
+    references (see :func:`fastmlp._kernels.network`)."""
+    _call_sparse_layer(op, ref(params), ref(shape), ref(batch), ref(work), sw_sum)

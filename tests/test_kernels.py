@@ -21,6 +21,7 @@ from numba.core.dispatcher import Dispatcher
 import reference as ref
 from native import native
 from fastmlp import _activations, _engine, _kernels, _linalg, _optim
+from fastmlp._jit import BundleRef
 from fastmlp._bundles import make_params, make_shape
 from fastmlp._codes import (
     ACTIVATIONS,
@@ -629,7 +630,7 @@ def test_training_is_bit_identical_across_thread_counts(solver, dtype, sparse):
     # split between two tasks, so two threads share them.
     prob = Problem("relu", "softmax", _seed("e", solver), n=60, n_features=8,
                    hidden=(64, 64), theta_scale=0.2, relu_margin=0)
-    assert _linalg._n_tasks(64, _linalg.BR) == 2
+    assert _linalg._n_tasks.py_func(64, _linalg.BR) == 2
     orders = [np.random.RandomState(e).permutation(60) for e in range(3)]
     lr = 0.05 if solver == "sgd" else 0.01
 
@@ -895,9 +896,11 @@ def _infer_callee_signatures(disp, argtypes, seen):
 
 def _float_dtypes(sig):
     """The floating-point dtypes among a signature's arguments, the fields
-    of its bundles (tuples) included."""
+    of its bundles (tuples, or references to them) included."""
     out = set()
     for a in sig:
+        if isinstance(a, BundleRef):
+            a = a.bundle
         if isinstance(a, types.BaseTuple):
             out |= _float_dtypes(a.types)
             continue

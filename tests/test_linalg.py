@@ -226,9 +226,9 @@ def test_task_grid_partitions_rows(rows):
     # overlap, none empty, so only the last ends at row n (it alone writes
     # the bias gradient and steps the bias).
     for n in range(1, 4 * rows + 40):
-        n_tasks = _linalg._n_tasks(n, rows)
+        n_tasks = _linalg._n_tasks.py_func(n, rows)
         assert n_tasks >= 1 and (n_tasks == 1 or n_tasks % 2 == 0)
-        spans = [_linalg._task_rows(t, n_tasks, n) for t in range(n_tasks)]
+        spans = [_linalg._task_rows.py_func(t, n_tasks, n) for t in range(n_tasks)]
         assert spans[0][0] == 0 and spans[-1][1] == n
         for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
             assert a1 == b0
