@@ -1,6 +1,6 @@
 """Two commits of fastmlp in ONE process, their calls alternating.
 
-``python -m bench.alternate REF [--only w1,w2f32,row1,row1f64] [--pairs N]``
+``python -m bench.alternate REF [--only w1,w2f32,row1,row1f64,cold] [--pairs N]``
 
 Imports the working tree's ``fastmlp`` and REF's package (extracted with
 ``git archive`` into a temporary directory and imported as ``fastmlp_ref``;
@@ -15,11 +15,16 @@ REF. Workloads:
 - ``w1``: bench's W1 fit (digits' 1437 training rows, standardised,
   ``(100,)``, adam, batch 200, 200 epochs), float64, 2 threads;
 - ``w2f32``: W2's fit in float32 (40,000 rows, ``(256, 256)``, 5 epochs);
-- ``row1`` / ``row1f64``: ``predict_proba`` of one row on W2's network.
+- ``row1`` / ``row1f64``: ``predict_proba`` of one row on W2's network;
+- ``cold``: a first fit from an empty cache (digits, ``(100,)``, adam,
+  float64, 2 epochs, ``n_threads=1``), each in a fresh process with a new
+  ``NUMBA_CACHE_DIR``: the fit's CPU seconds, nearly all compilation
+  (not among the defaults: about 10 s a process).
 """
 
 import argparse
 import importlib
+import os
 import statistics
 import subprocess
 import sys
@@ -43,10 +48,37 @@ def _import_ref(ref, into):
     return importlib.import_module("fastmlp_ref")
 
 
+_COLD_FIT = """
+import importlib, resource, sys, warnings
+warnings.simplefilter("ignore")
+sys.path.insert(0, sys.argv[1])
+lib = importlib.import_module(sys.argv[2])
+from sklearn.datasets import load_digits
+X, y = load_digits(return_X_y=True)
+before = resource.getrusage(resource.RUSAGE_SELF)
+lib.MLPClassifier((100,), max_iter=2, random_state=0, n_threads=1).fit(X, y)
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+"""
+
+
+def _cold_fit(lib):
+    """CPU seconds of ``lib``'s first fit in a fresh process and cache."""
+    root = str(Path(lib.__file__).resolve().parent.parent)
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", _COLD_FIT, root, lib.__name__], env=env,
+                             check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
 def _workload(name):
     """``run(lib) -> seconds`` for workload ``name``."""
     from sklearn.datasets import load_digits, make_classification
     from sklearn.preprocessing import StandardScaler
+
+    if name == "cold":
+        return _cold_fit
 
     if name in ("w1", "w2f32"):
         if name == "w1":
@@ -101,7 +133,7 @@ def main(argv=None):
               f"{args.pairs} alternating pairs in one process")
         for name in args.only.split(","):
             run = _workload(name)
-            for lib in libs.values():
+            for lib in libs.values() if name != "cold" else ():
                 run(lib)  # compile or load, and warm
             times = {"ref": [], "tree": []}
             for p in range(args.pairs):

@@ -51,11 +51,11 @@ from ._bundles import (
     predict_params,
 )
 from ._codes import ADAM, H_LR, NO_STEP, PREDICT, SPARSE_FORWARD
-from ._jit import entry_point, jit, ref
+from ._jit import call_by_symbol, entry_point, jit, ref
 from ._kernels import (
+    _call_gather_rows,
     csr_to_csc,
     gather_csr,
-    gather_rows,
     loss_grad,
     network,
     predict_serial,
@@ -77,7 +77,11 @@ def _specialise(func, name, sparse):
     apart."""
     func.__name__ = func.__qualname__ = name
     func.__doc__ = func.__doc__.replace("{input}", "CSR" if sparse else "dense")
-    return jit()(func)
+    return jit(cold=True)(func)
+
+
+_call_gather_csr = call_by_symbol(gather_csr)
+_call_csr_to_csc = call_by_symbol(csr_to_csc)
 
 
 def _make_train_epoch(sparse):
@@ -128,9 +132,9 @@ def _make_train_epoch(sparse):
         for start in range(0, n_samples, batch_size):
             n = min(batch_size, n_samples - start)
             if sparse:
-                gather_csr(data.data, data.indices, data.indptr, idx, start, n, buf.data,
+                _call_gather_csr(data.data, data.indices, data.indptr, idx, start, n, buf.data,
                            buf.indices, bptr)
-                csr_to_csc(buf.data, buf.indices, bptr[: n + 1], shape.units[0],
+                _call_csr_to_csc(buf.data, buf.indices, bptr[: n + 1], shape.units[0],
                            buf.cdata, buf.crows, buf.cptr)
                 xin = bX
                 bidx = idx[:0]
@@ -141,7 +145,7 @@ def _make_train_epoch(sparse):
             else:
                 xin = X[start : start + n]
                 bidx = idx[:0]
-            gather_rows(Y, idx, start, n, bY)
+            _call_gather_rows(Y, idx, start, n, bY)
             for r in range(n):
                 bsw[r] = sw[idx[start + r]]
             batch = ref(Batch(xin, X, bidx, buf.data, buf.indices, bptr[: n + 1],

@@ -9,8 +9,8 @@ and ``fastmath={'contract'}`` only (``a * b + c`` may become one FMA; no
 ``reassoc``, so a reduction's order does not depend on the vectoriser; the
 one exception is :func:`fastmlp._kernels.l2_sum`).
 
-Beyond that, fastmlp reaches into Numba's internals for six things, each
-for compile time, call time or safety, none for a result's bits:
+Beyond that, fastmlp reaches into Numba's internals for seven things,
+each for compile time, call time or safety, none for a result's bits:
 
 * **calls by symbol** (:func:`call_by_symbol`): Numba links a callee's
   whole module into every compiled caller and optimises it again there (a
@@ -42,10 +42,15 @@ for compile time, call time or safety, none for a result's bits:
   data models' packing and its getattr lowering's reference rules are
   internals.
 
-``FASTMLP_PLAIN_NUMBA=1`` switches all six off: plain calls, no on-disk
+* **cold kernels** (``jit(cold=True)``): the checks and the bookkeeping
+  around the loops (the epoch, the network's task list) are optimised
+  by LLVM at a low level; at ``-O3`` they took about a third of LLVM's
+  time in a first fit, for no speed that W1 or W2 shows.
+
+``FASTMLP_PLAIN_NUMBA=1`` switches all seven off: plain calls, no on-disk
 cache (Numba's own cache would load stale code after an edit of a callee's
 file), entry points built as usual, ``kept`` the identity, bundles passed
-as named tuples, calls through the dispatcher. Results are the same; compilation and calls are slower. CI runs part of the suite so, so a Numba
+as named tuples, every kernel at ``-O3``, calls through the dispatcher. Results are the same; compilation and calls are slower. CI runs part of the suite so, so a Numba
 release that breaks an internal costs speed, not correctness.
 """
 
@@ -58,6 +63,7 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
+from numba.core.compiler import Compiler
 from numba.core.imputils import impl_ret_borrowed
 from numba.core.typing.templates import AttributeTemplate
 from numba.core.typing.typeof import Purpose, typeof
@@ -163,7 +169,51 @@ def _keep_registrations(impl):
     impl.rebuild = rebuild_keeping_registrations
 
 
-def jit(parallel=False, inline="never", reassoc=False, internal=False):
+class _ColdCompiler(Compiler):
+    """Numba's compiler, but LLVM optimises the code it makes at
+    :data:`COLD_OPT` (see :func:`jit`'s ``cold``): the compile result's
+    library is of a subclass whose function passes and one module pass
+    (with Numba's reference-count pruning) run at that level, where
+    Numba's run at ``-O3`` after a cheap module pass of their own."""
+
+    def _compile_core(self):
+        state = self.state
+        if state.library is None:  # made as Numba's lowering pass makes it
+            state.library = state.targetctx.codegen().create_library(state.func_id.func_qualname)
+            state.library.enable_object_caching()
+        state.library.__class__ = _cold_library_class(type(state.library))
+        return super()._compile_core()
+
+
+#: LLVM's optimisation level for cold kernels' code.
+COLD_OPT = 1
+
+_COLD_LIBRARIES = {}
+
+
+def _cold_library_class(base):
+    cls = _COLD_LIBRARIES.get(base)
+    if cls is None:
+        def _optimize_functions(self, ll_module):
+            ll_module.data_layout = self._codegen._data_layout
+            for func in ll_module.functions:
+                fpm, pb = self._codegen._function_pass_manager(opt=COLD_OPT)
+                fpm.run(func, pb)
+
+        def _optimize_final_module(self):
+            mpm, pb = self._codegen._module_pass_manager(
+                opt=COLD_OPT, loop_vectorize=False, slp_vectorize=False)
+            mpm.run(self._final_module, pb)
+
+        cls = type(f"Cold{base.__name__}", (base,),
+                   {"_optimize_functions": _optimize_functions,
+                    "_optimize_final_module": _optimize_final_module,
+                    "__module__": __name__})
+        _COLD_LIBRARIES[base] = cls
+    return cls
+
+
+def jit(parallel=False, inline="never", reassoc=False, internal=False, cold=False):
     """Decorator: compile with fastmlp's options and the on-disk cache.
 
     ``inline="always"`` inlines the function into its compiled callers at
@@ -180,6 +230,12 @@ def jit(parallel=False, inline="never", reassoc=False, internal=False):
     (tests call them through a compiled function, ``tests/native.py``);
     the entry points its ``compile()`` returns or its ``overloads`` hold
     are as unusable from Python.
+    ``cold=True`` is for a kernel whose time goes into what it calls, not
+    into loops of its own (checks, the epoch's and the network's
+    bookkeeping): LLVM optimises its code at :data:`COLD_OPT`, without the
+    vectorisers, instead of ``-O3``. What such a kernel calls the usual way
+    is linked into its code and so optimised alike: it calls hot kernels
+    by symbol (:func:`call_by_symbol`).
     """
 
     def decorate(func):
@@ -188,6 +244,8 @@ def jit(parallel=False, inline="never", reassoc=False, internal=False):
             opts["fastmath"] = opts["fastmath"] | {"reassoc"}
         if internal and not PLAIN:
             opts["no_cpython_wrapper"] = True
+        if cold and not PLAIN:
+            opts["pipeline_class"] = _ColdCompiler
         if PLAIN:
             return njit(cache=False, **opts)(func)
         try:

@@ -170,7 +170,11 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
             nxt[j] = q + 1
 
 
-@jit(internal=True)
+_call_gather_rows = call_by_symbol(gather_rows)
+_call_output_head = call_by_symbol(output_head)
+
+
+@jit(internal=True, cold=True)
 def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
     """Task ``i`` of :func:`network`'s loop, compiled on its own and called
     by symbol, as it calls :func:`fastmlp._linalg._layer_task`: each is
@@ -225,7 +229,7 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
             # the task's own rows of the batch, gathered by the thread that
             # uses them (see network)
             r0, r1 = _task_rows(i, n_t, n)
-            gather_rows(batch.Xs, batch.bidx, r0, r1 - r0, X[r0:r1])
+            _call_gather_rows(batch.Xs, batch.bidx, r0, r1 - r0, X[r0:r1])
     for j in range(n_ops):
         if phase == STEPS:
             op = np.int64(GRADIENT)
@@ -239,7 +243,7 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
             m = units[L]
             Z = block_view(acts, offs, L - 1, n, m)
             Dout = block_view(deltas, offs, L - 1, n, m)
-            output_head(Z[r0:r1], batch.Y[r0:r1], batch.sw[r0:r1], shape.head,
+            _call_output_head(Z[r0:r1], batch.Y[r0:r1], batch.sw[r0:r1], shape.head,
                         params.hyper[H_LOG_EPS], Dout[r0:r1], work.row_loss[r0:r1])
             continue
         else:
@@ -282,7 +286,7 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
                              A, D, G, D, sw_sum)
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _check_gather(X, Xs, bidx, n):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
     the rows exist, the widths agree, and no task reads a source row that
@@ -295,7 +299,7 @@ def _check_gather(X, Xs, bidx, n):
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _layers_fit(units, offsets, P, n, a_len, d_len):
     """Whether every layer's weights and bias, in that order, lie in a
     parameter buffer of ``P`` elements after the previous layer's, and its
@@ -323,7 +327,7 @@ def _layers_fit(units, offsets, P, n, a_len, d_len):
 _call_network_task = call_by_symbol(_network_task)
 
 
-@jit(parallel=True, internal=True)
+@jit(parallel=True, internal=True, cold=True)
 def _network(phase, first, sw_sum, params, shape, batch, work):
     """One phase of a batch of ``batch.n`` rows through layers ``first..``
     of the network, in ONE parallel loop.
@@ -422,7 +426,7 @@ def _network(phase, first, sw_sum, params, shape, batch, work):
 _call_network = call_by_symbol(_network)
 
 
-@jit()
+@jit(cold=True)
 def network(phase, first, sw_sum, params, shape, batch, work):
     """:func:`_network` called from Python: its bundles go on as
     references (:func:`fastmlp._jit.ref`), as compiled callers pass them,
@@ -452,6 +456,9 @@ def l2_sum(theta, shape):
             a += x * x
         s += a
     return s
+
+
+_call_l2_sum = call_by_symbol(l2_sum)
 
 
 @jit(inline="always")
@@ -490,7 +497,7 @@ def loss_grad(params, shape, batch, work, sparse):
         total += row_loss[r] * sw[r]
     # before the steps change the weights
     alpha = params.hyper[H_ALPHA]
-    loss = total / sw_sum + 0.5 * alpha * l2_sum(params.theta, shape) / sw_sum
+    loss = total / sw_sum + 0.5 * alpha * _call_l2_sum(params.theta, shape) / sw_sum
 
     _call_network(np.int64(STEPS), first, sw_sum, params, shape, batch, work)
     if sparse:
@@ -498,7 +505,7 @@ def loss_grad(params, shape, batch, work, sparse):
     return loss
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _serial_width(shape, theta, X, out):
     """The widest layer, once every extent the serial kernels index without
     bounds checks is checked; raises ValueError where the arrays do not fit

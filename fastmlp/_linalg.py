@@ -255,7 +255,7 @@ def _task_rows(t, n_tasks, n):
     return r0, r1
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _check(X, rows, cols):
     """Raise unless ``X`` is a C-contiguous (rows, cols) matrix: BLAS reads
     it through a raw pointer with row stride ``cols``."""
@@ -270,7 +270,7 @@ def _check(X, rows, cols):
 _apart = apart
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _check_shape(shape):
     """Raise unless ``shape`` is a network of ``L >= 1`` layers: ``L + 1``
     units, an offsets row of every column per layer, an activation code
@@ -286,7 +286,7 @@ def _check_shape(shape):
     return L
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def block_view(buf, offsets, l, n, m):
     """Rows ``0..n`` of layer ``l``'s (n, m) block in a flat work buffer."""
     o = offsets[l, OFF_A]
@@ -372,7 +372,7 @@ def _l2_scale(g, w, alpha, sw_sum):
         g[i] = (g[i] + alpha * w[i]) / sw_sum
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _check_flat(theta, grad):
     """Raise unless ``theta`` and ``grad`` are contiguous vectors: BLAS reads
     the weights and writes the gradient through raw pointers at offsets
@@ -382,7 +382,7 @@ def _check_flat(theta, grad):
         raise ValueError("fastmlp: parameter buffers must be contiguous")
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _check_step_buffers(params):
     """Raise unless the gradient and the optimizer state the solver uses
     cover ``theta``, and the hyper-parameter arrays have every slot."""
@@ -556,7 +556,7 @@ def layer(op, lay, act, params, shape, mats, sw_sum):
                          params, X, D, Out, Z, sw_sum)
 
 
-@jit(internal=True)
+@jit(internal=True, cold=True)
 def _check_compressed(data, indices, ptr, n, width):
     """Raise unless ``(data, indices, ptr)`` is a compressed matrix of ``n``
     rows (CSR; columns for CSC) of ``width`` columns (CSC: rows): the
@@ -640,7 +640,7 @@ def _sparse_task(task, params, shape, batch, work, sw_sum):
 _call_sparse_task = call_by_symbol(_sparse_task)
 
 
-@jit(parallel=True, internal=True)
+@jit(parallel=True, internal=True, cold=True)
 def _sparse_layer(op, params, shape, batch, work, sw_sum):
     """A sparse input's first layer, as one parallel loop: its forward pass,
     or its gradient followed by the optimizer step.
@@ -698,7 +698,7 @@ def _sparse_layer(op, params, shape, batch, work, sw_sum):
 _call_sparse_layer = call_by_symbol(_sparse_layer)
 
 
-@jit()
+@jit(cold=True)
 def sparse_layer(op, params, shape, batch, work, sw_sum):
     """:func:`_sparse_layer` called from Python, its bundles passed on as
     references (see :func:`fastmlp._kernels.network`)."""
