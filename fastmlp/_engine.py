@@ -366,6 +366,7 @@ class StochasticTrainer:
         self.reset_optimizer()
         # the epoch kernel's entry point, bound at the first epoch
         self._epoch = self._theta_type = None
+        prepare_predict(net, inputs.is_sparse)
 
         self.shape, size = net.shape(bs)
         self.work = make_work(self.shape, size, dt, shares=gradient_shares(bs, P, dt), rows=bs)
@@ -460,6 +461,7 @@ class FullBatchObjective:
                              np.zeros(1, dtype=np.int64), hyper, hyper64, NO_STEP, False)
 
         self.kernel = entry_point(self.kernel, (self.params, self.shape, self.batch, self.work))
+        prepare_predict(net, inputs.is_sparse)
 
     def __call__(self, x):
         self.theta[...] = x
@@ -528,11 +530,12 @@ def predict_output(net, theta, inputs):
     Chunks of :data:`PREDICT_CHUNK` rows go through the network one call
     each, from Python, on the training path's own compiled kernels:
     :func:`._kernels.network` (PREDICT), after :func:`._linalg.sparse_layer`
-    for a sparse input's first layer, with bundles of the types the epoch
-    kernels give them (a test checks it). So a prediction after a fit in
-    the same dtype and input kind compiles nothing, where a compiled chunk
-    loop would link those kernels into a module of its own and optimise
-    them again, against a few microseconds of Python per chunk.
+    for a sparse input's first layer, whose compiled code the epoch kernels
+    call; the fits compile these Python entries (:func:`prepare_predict`),
+    so a prediction after a fit in the same dtype and input kind compiles
+    nothing, where a compiled chunk loop would link those kernels into a
+    module of its own and optimise them again, against a few microseconds
+    of Python per chunk.
 
     Parameters
     ----------
@@ -552,25 +555,60 @@ def predict_output(net, theta, inputs):
     units = L.units.tolist()
     if inputs.n_cols != units[0] or theta.shape != (L.size,):
         raise ValueError("fastmlp: the input or parameters do not fit the network")
-    dtype = net.dtype
     n = inputs.n_rows
     chunk = max(1, min(n, PREDICT_CHUNK))
-    out = np.empty((n, units[-1]), dtype=dtype)
-    shape, size = net.shape(chunk)
-    work = make_work(shape, size, dtype, train=False)
-    last = int(shape.offsets[-1, 2])
-    params = predict_params(theta)
-    one = dtype.type(1)
-    sparse = inputs.is_sparse
+    out = np.empty((n, units[-1]), dtype=net.dtype)
+    bundles = _predict_bundles(net, theta, chunk)
+    work = bundles[1]
+    last = int(bundles[0].offsets[-1, 2])
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         rows = stop - start
-        if sparse:
-            data, indices, indptr = inputs.csr
-            batch = make_batch(inputs.X, n=rows, csr=(data, indices, indptr[start:stop + 1]))
-            sparse_layer(SPARSE_FORWARD, params, shape, batch, work, one)
-        else:
-            batch = make_batch(inputs.X[start:stop])
-        network(PREDICT, int(sparse), one, params, shape, batch, work)
+        for kernel, args in _chunk_calls(inputs, start, stop, bundles):
+            kernel(*args)
         out[start:stop] = work.acts[last : last + rows * units[-1]].reshape(rows, units[-1])
     return out
+
+
+def _predict_bundles(net, theta, chunk):
+    """The bundles :func:`predict_output` passes for chunks of up to
+    ``chunk`` rows: ``(shape, work, params, one)``."""
+    shape, size = net.shape(chunk)
+    work = make_work(shape, size, net.dtype, train=False)
+    return shape, work, predict_params(theta), net.dtype.type(1)
+
+
+def _chunk_calls(inputs, start, stop, bundles):
+    """The kernel calls, ``(kernel, args)`` in order, that predict rows
+    ``start:stop`` of ``inputs`` into ``bundles``' work buffers."""
+    shape, work, params, one = bundles
+    rows = stop - start
+    calls = []
+    if inputs.is_sparse:
+        data, indices, indptr = inputs.csr
+        batch = make_batch(inputs.X, n=rows, csr=(data, indices, indptr[start:stop + 1]))
+        calls.append((sparse_layer, (SPARSE_FORWARD, params, shape, batch, work, one)))
+    else:
+        batch = make_batch(inputs.X[start:stop])
+    calls.append((network, (PREDICT, int(inputs.is_sparse), one, params, shape, batch, work)))
+    return calls
+
+
+def prepare_predict(net, sparse):
+    """Compile, or load from the cache, the kernels :func:`predict_output`
+    calls for ``net``'s dtype and a dense (or ``sparse``) input, without
+    running them. The fits call it, so a prediction after a fit compiles
+    nothing: the epoch kernels call the compiled network kernel itself,
+    not its Python entry (:func:`._kernels.network`)."""
+    key = (net.dtype, bool(sparse))
+    if key in _PREPARED:  # the argument types depend on nothing else
+        return
+    X = np.zeros((1, int(net.layout.units[0])), dtype=net.dtype)
+    inputs = Inputs(sp.csr_matrix(X) if sparse else X, net.dtype)
+    theta = np.zeros(net.layout.size, dtype=net.dtype)
+    for kernel, args in _chunk_calls(inputs, 0, 1, _predict_bundles(net, theta, 1)):
+        entry_point(kernel, args)
+    _PREPARED.add(key)
+
+
+_PREPARED = set()

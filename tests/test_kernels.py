@@ -927,9 +927,9 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
     # 1. What this process actually compiled or loaded from the cache.
     used = {name: d.signatures for name, d in dispatchers.items() if d.signatures}
     _assert_one_per_dtype(used)
-    # Predictions call the network kernel from Python (_engine.predict_output):
-    # one signature per dtype here, and below, where the epoch kernels'
-    # calls are inferred too, means a prediction after a fit compiles nothing.
+    # Predictions call the network kernel's Python entry (_engine.predict_output),
+    # the fits its compiled code: one signature per dtype each, here and below,
+    # where the epoch kernels' calls are inferred too.
     for name in ("_engine.full_batch_dense", "_engine.full_batch_sparse", "_kernels.network",
                  "_linalg.layer",
                  "_linalg.sparse_layer",
@@ -1152,3 +1152,39 @@ def test_fits_run_as_python_with_jit_disabled(tmp_path):
         rtol = 1e-4 if name == "f32" else 1e-9
         np.testing.assert_allclose(python[name], compiled[name], rtol=rtol, atol=rtol,
                                    err_msg=name)
+
+
+_PREDICT_AFTER_FIT = """
+import warnings
+import numpy as np
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+from fastmlp import MLPClassifier, _kernels, _linalg
+
+warnings.simplefilter("ignore")
+X, y = load_digits(return_X_y=True)
+X = X[:300] / 16
+entries = (_kernels.network, _linalg.sparse_layer)
+for data in (X, sp.csr_matrix(X)):
+    for solver in ("adam", "lbfgs"):
+        clf = MLPClassifier((20,), solver=solver, max_iter=2, random_state=0).fit(data, y[:300])
+        after_fit = [len(k.overloads) for k in entries]
+        clf.predict_proba(data)  # 300 rows: the parallel kernels, called from Python
+        assert [len(k.overloads) for k in entries] == after_fit, (solver, after_fit)
+        assert after_fit[0] >= 1 and (after_fit[1] >= 1 or not sp.issparse(data))
+print("ok")
+"""
+
+
+def test_a_prediction_after_a_fit_compiles_nothing():
+    """The epoch and L-BFGS kernels call the compiled network kernel, not
+    its Python entry; the fits compile that entry (``prepare_predict``), so
+    the first prediction after a fit, in a fresh process, adds no
+    signature to the kernels prediction calls from Python."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PREDICT_AFTER_FIT], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
