@@ -17,10 +17,11 @@ Numba IR level; and the epoch kernels, and L-BFGS's (:func:`full_batch_dense`),
 come in a dense and a sparse variant, each a closure over a constant flag,
 so a dense fit never compiles the CSR/CSC kernels (a test asserts it).
 
-Prediction (:func:`predict_output`) is driven from Python, one call per
-chunk of rows, on the network kernel the epochs compiled, with bundles of
-the same types, so a first prediction after a fit compiles nothing; a few
-rows go to the serial :func:`fastmlp._kernels.predict_serial` instead.
+Prediction (:func:`predict_output`) is driven from Python, one call of
+:func:`predict_chunk_dense` (or ``_sparse``) per chunk of rows, on the
+network kernel the epochs compiled; the fits compile that entry too, so a
+first prediction after a fit compiles nothing; a few rows go to the serial
+:func:`fastmlp._kernels.predict_serial` instead.
 
 Extension points (docs/ARCHITECTURE.md walks through each):
 
@@ -43,25 +44,25 @@ import scipy.sparse as sp
 from ._bundles import (
     Batch,
     Params,
+    Work,
     empty,
     make_batch,
     make_hyper,
     make_shape,
     make_work,
-    predict_params,
 )
 from ._codes import ADAM, H_LR, NO_STEP, PREDICT, SPARSE_FORWARD
 from ._jit import call_by_symbol, entry_point, jit, ref
 from ._kernels import (
     _call_gather_rows,
+    _call_network,
     csr_to_csc,
     gather_csr,
     loss_grad,
-    network,
     predict_serial,
     predict_serial_blocks,
 )
-from ._linalg import BR, _check_step_buffers, _n_tasks, sparse_layer
+from ._linalg import BR, _call_sparse_layer, _check_step_buffers, _n_tasks
 from ._optim import begin_step
 
 # Rows per chunk in prediction: bounds the work buffers (PREDICT_CHUNK rows
@@ -178,6 +179,41 @@ def _make_full_batch(sparse):
 
 full_batch_dense = _make_full_batch(False)
 full_batch_sparse = _make_full_batch(True)
+
+
+def _make_predict_chunk(sparse):
+    def predict_chunk(shape, theta, X, data, indices, indptr, acts, no_rows, n):
+        """The output layer's activations of ``n`` rows of a {input} input
+        into ``acts`` (its block at ``shape.offsets[-1, OFF_A]``);
+        ``no_rows`` is an empty float64 vector (the per-row loss).
+
+        The prediction's entry from Python: it takes what a prediction reads
+        and makes the bundles of the fits' types (empty fields, ``theta``
+        for the optimizer's), so :func:`fastmlp._kernels._network` (after
+        :func:`fastmlp._linalg._sparse_layer` for CSR ``data, indices,
+        indptr``) runs the code the fits compiled, and the Python entry
+        unboxes ten arrays rather than every field of four bundles.
+        """
+        one = theta.dtype.type(1)
+        fe = theta[:0]
+        ie = indices[:0]
+        params = ref(Params(theta, theta, theta, theta, ie, theta, no_rows, np.int64(NO_STEP),
+                            n < 0))
+        batch = ref(Batch(X, X, ie, data, indices, indptr, fe, ie, indptr, X, fe, n))
+        work = ref(Work(acts, acts, fe, no_rows, fe))
+        shp = ref(shape)
+        first = np.int64(0)
+        if sparse:
+            first = np.int64(1)
+            _call_sparse_layer(np.int64(SPARSE_FORWARD), params, shp, batch, work, one)
+        _call_network(np.int64(PREDICT), first, one, params, shp, batch, work)
+
+    return _specialise(predict_chunk, "predict_chunk_" + ("sparse" if sparse else "dense"),
+                       sparse)
+
+
+predict_chunk_dense = _make_predict_chunk(False)
+predict_chunk_sparse = _make_predict_chunk(True)
 
 
 class Network:
@@ -528,14 +564,12 @@ def predict_output(net, theta, inputs):
     """Output activations of every row of an input.
 
     Chunks of :data:`PREDICT_CHUNK` rows go through the network one call
-    each, from Python, on the training path's own compiled kernels:
-    :func:`._kernels.network` (PREDICT), after :func:`._linalg.sparse_layer`
-    for a sparse input's first layer, whose compiled code the epoch kernels
-    call; the fits compile these Python entries (:func:`prepare_predict`),
-    so a prediction after a fit in the same dtype and input kind compiles
-    nothing, where a compiled chunk loop would link those kernels into a
-    module of its own and optimise them again, against a few microseconds
-    of Python per chunk.
+    each, from Python, on the training path's own compiled kernels
+    (:func:`._kernels._network` PREDICT, after :func:`._linalg._sparse_layer`
+    for a sparse input's first layer), through :func:`predict_chunk_dense`
+    (or ``_sparse``), which the fits compile (:func:`prepare_predict`): a prediction after a fit in the
+    same dtype and input kind compiles nothing. A compiled loop over the
+    chunks would cost a few microseconds less per chunk.
 
     Parameters
     ----------
@@ -564,50 +598,45 @@ def predict_output(net, theta, inputs):
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         rows = stop - start
-        for kernel, args in _chunk_calls(inputs, start, stop, bundles):
-            kernel(*args)
+        kernel, args = _chunk_call(inputs, start, stop, bundles)
+        kernel(*args)
         out[start:stop] = work.acts[last : last + rows * units[-1]].reshape(rows, units[-1])
     return out
 
 
 def _predict_bundles(net, theta, chunk):
-    """The bundles :func:`predict_output` passes for chunks of up to
-    ``chunk`` rows: ``(shape, work, params, one)``."""
+    """What :func:`predict_output` passes for chunks of up to ``chunk``
+    rows: ``(shape, work, theta)``."""
     shape, size = net.shape(chunk)
-    work = make_work(shape, size, net.dtype, train=False)
-    return shape, work, predict_params(theta), net.dtype.type(1)
+    return shape, make_work(shape, size, net.dtype, train=False), theta
 
 
-def _chunk_calls(inputs, start, stop, bundles):
-    """The kernel calls, ``(kernel, args)`` in order, that predict rows
+def _chunk_call(inputs, start, stop, bundles):
+    """The kernel call, ``(kernel, args)``, that predicts rows
     ``start:stop`` of ``inputs`` into ``bundles``' work buffers."""
-    shape, work, params, one = bundles
-    rows = stop - start
-    calls = []
+    shape, work, theta = bundles
     if inputs.is_sparse:
         data, indices, indptr = inputs.csr
-        batch = make_batch(inputs.X, n=rows, csr=(data, indices, indptr[start:stop + 1]))
-        calls.append((sparse_layer, (SPARSE_FORWARD, params, shape, batch, work, one)))
-    else:
-        batch = make_batch(inputs.X[start:stop])
-    calls.append((network, (PREDICT, int(inputs.is_sparse), one, params, shape, batch, work)))
-    return calls
+        return predict_chunk_sparse, (shape, theta, inputs.X, data, indices,
+                                      indptr[start:stop + 1], work.acts, work.row_loss,
+                                      stop - start)
+    batch = make_batch(inputs.X[start:stop])
+    return predict_chunk_dense, (shape, theta, batch.X, batch.data, batch.indices,
+                                 batch.indptr, work.acts, work.row_loss, stop - start)
 
 
 def prepare_predict(net, sparse):
     """Compile, or load from the cache, the kernels :func:`predict_output`
     calls for ``net``'s dtype and a dense (or ``sparse``) input, without
     running them. The fits call it, so a prediction after a fit compiles
-    nothing: the epoch kernels call the compiled network kernel itself,
-    not its Python entry (:func:`._kernels.network`)."""
+    nothing."""
     key = (net.dtype, bool(sparse))
     if key in _PREPARED:  # the argument types depend on nothing else
         return
     X = np.zeros((1, int(net.layout.units[0])), dtype=net.dtype)
     inputs = Inputs(sp.csr_matrix(X) if sparse else X, net.dtype)
     theta = np.zeros(net.layout.size, dtype=net.dtype)
-    for kernel, args in _chunk_calls(inputs, 0, 1, _predict_bundles(net, theta, 1)):
-        entry_point(kernel, args)
+    entry_point(*_chunk_call(inputs, 0, 1, _predict_bundles(net, theta, 1)))
     _PREPARED.add(key)
 
 

@@ -55,10 +55,8 @@ def warm_up(dtypes=_DTYPES):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # Dense and sparse inputs have kernels of their own; a small
-            # dense prediction takes the serial kernel, a large one calls
-            # the network kernel from Python. From a warm cache a fit loads
-            # only the epoch kernels (the network kernel's code is inside
-            # them), so the large prediction loads the network kernel's own.
+            # dense prediction takes the serial kernel, a large one the
+            # prediction entry the fit compiled (or loaded) with it.
             for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
                 for solver in ("adam", "lbfgs"):
                     clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver,
