@@ -152,7 +152,22 @@ _PARAMETERS_DOC = """
         of iterations reaches max_iter, or this number of loss function calls.
         Note that number of loss function calls will be greater than or equal
         to the number of iterations for the `MLPClassifier`.
+"""
 
+_CLASS_WEIGHT_DOC = """
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes (fastmlp only; scikit-learn's MLP has no
+        such parameter), with the meaning scikit-learn's other classifiers
+        give it: a dict ``{class_label: weight}``, or ``'balanced'`` for
+        ``n_samples / (n_classes * np.bincount(y))`` over the ``y`` of the
+        fit (:func:`sklearn.utils.class_weight.compute_class_weight`). Each
+        sample's weight is multiplied by its class's, so the model is exactly
+        the one ``sample_weight`` with those weights gives. Multilabel targets
+        take None only; ``partial_fit`` takes a dict but not ``'balanced'``
+        (one batch's class counts are not the data's).
+"""
+
+_FASTMLP_PARAMETERS_DOC = """
     n_threads : int, default=None
         Threads used by the compiled kernels in fit and predict (fastmlp
         only; scikit-learn has no such parameter). None uses every thread of

@@ -28,12 +28,18 @@ from sklearn.base import (
 )
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils._param_validation import Interval, Options
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from ._docstrings import _ATTRIBUTES_DOC, _NOTES_DOC, _PARAMETERS_DOC
+from ._docstrings import (
+    _ATTRIBUTES_DOC,
+    _CLASS_WEIGHT_DOC,
+    _FASTMLP_PARAMETERS_DOC,
+    _NOTES_DOC,
+    _PARAMETERS_DOC,
+)
 from ._fit import _STOCHASTIC_SOLVERS, _FitMixin, _share_best_weights, _shares_best_weights
 from ._interop import _InteropMixin
 from ._layout import Layout
@@ -41,6 +47,7 @@ from ._monitor import CallbackSupportMixin, with_callbacks
 from ._predict import _PredictMixin, _SmallPredictor
 from ._validation import (
     CONSTRAINTS,
+    _class_sample_weight,
     _inverse_binarize,
     _layer_units,
     _validate_classifier_data,
@@ -257,6 +264,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     Parameters
     ----------"""
         + _PARAMETERS_DOC
+        + _CLASS_WEIGHT_DOC
+        + _FASTMLP_PARAMETERS_DOC
         + """
     Attributes
     ----------
@@ -291,6 +300,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     # scikit-learn sets ``loss`` in __init__ without making it a parameter.
     loss = "log_loss"
 
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -317,6 +331,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        class_weight=None,
         n_threads=None,
         progress_bar=False,
     ):
@@ -348,9 +363,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_threads=n_threads,
             progress_bar=progress_bar,
         )
+        self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
         return _validate_classifier_data(self, X, y, incremental, reset)
+
+    def _weigh_samples(self, X, y, sample_weight, incremental):
+        return _class_sample_weight(self, X, y, sample_weight, incremental)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -487,6 +506,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         requires ``y >= 0``.
 """
         + _PARAMETERS_DOC
+        + _FASTMLP_PARAMETERS_DOC
         + """
     Attributes
     ----------"""

@@ -73,6 +73,11 @@ def _share_best_weights(est):
 class _FitMixin:
     """The estimators' fit loops (scikit-learn's ``_fit`` and what it calls)."""
 
+    def _weigh_samples(self, X, y, sample_weight, incremental):
+        """The sample weights a fit trains with (the classifier folds its
+        class weights in); ``sample_weight`` as validated, or None."""
+        return sample_weight
+
     def _initialize(self, y, layout, dtype, random_state):
         # set all attributes, allocate weights etc. for first call
         self.n_iter_ = 0
@@ -121,6 +126,7 @@ class _FitMixin:
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = self._weigh_samples(X, y, sample_weight, incremental)
 
         if y.ndim == 1:
             y = y.reshape((-1, 1))

@@ -15,8 +15,9 @@ import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import unique_labels
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._codes import ACTIVATIONS, SOLVERS
 
@@ -152,6 +153,35 @@ def _validate_classifier_data(est, X, y, incremental, reset):
     # bool keeps float32 data from being upcast
     y = est._label_binarizer.transform(y).astype(bool)
     return X, y
+
+
+def _class_sample_weight(est, X, y, sample_weight, incremental):
+    """``sample_weight`` (None: ones) times each sample's class weight,
+    ``est.class_weight``'s (scikit-learn's ``compute_class_weight``), for
+    ``y`` as :func:`_validate_classifier_data` returns it; None and
+    ``sample_weight`` unchanged where ``class_weight`` is None."""
+    class_weight = est.class_weight
+    if class_weight is None:
+        return sample_weight
+    if est._label_binarizer.y_type_.startswith("multilabel"):
+        raise ValueError(
+            "class_weight is not supported for multilabel targets; "
+            "pass sample_weight instead.")
+    if incremental and isinstance(class_weight, str):
+        # scikit-learn's SGDClassifier.partial_fit message
+        raise ValueError(
+            "class_weight '{0}' is not supported for partial_fit. In order to use "
+            "'balanced' weights, use compute_class_weight('{0}', classes=classes, y=y). "
+            "In place of y you can use a large enough sample of the full training set "
+            "target to properly estimate the class frequency distributions. Pass the "
+            "resulting weights as the class_weight parameter.".format(class_weight))
+    # each sample's class: its column of the indicator (binary: 0 or 1)
+    index = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else np.ravel(y).astype(np.intp)
+    classes = est.classes_
+    weights = compute_class_weight(class_weight, classes=classes, y=classes[index])[index]
+    if sample_weight is not None:
+        weights = sample_weight * weights
+    return _check_sample_weight(weights, X)
 
 
 def _validate_regressor_data(est, X, y, reset):
