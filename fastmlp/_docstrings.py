@@ -154,7 +154,7 @@ _PARAMETERS_DOC = """
         to the number of iterations for the `MLPClassifier`.
 """
 
-_CLASS_WEIGHT_DOC = """
+_CLASSIFIER_PARAMETERS_DOC = """
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes (fastmlp only; scikit-learn's MLP has no
         such parameter), with the meaning scikit-learn's other classifiers
@@ -165,6 +165,14 @@ _CLASS_WEIGHT_DOC = """
         the one ``sample_weight`` with those weights gives. Multilabel targets
         take None only; ``partial_fit`` takes a dict but not ``'balanced'``
         (one batch's class counts are not the data's).
+
+    label_smoothing : float, default=0.0
+        Smooths the targets the loss is taken against (fastmlp only):
+        ``(1 - e) * y + e / K`` for a softmax output (multiclass, ``K``
+        classes), as ``torch.nn.CrossEntropyLoss(label_smoothing=e)``, and
+        ``(1 - e) * y + e / 2`` for logistic outputs (binary, multilabel).
+        In [0, 1). ``loss_curve_`` reports the smoothed loss; scores and
+        early stopping's validation accuracy use the true labels.
 """
 
 _FASTMLP_PARAMETERS_DOC = """

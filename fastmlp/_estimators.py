@@ -17,7 +17,7 @@ attributes match:
 """
 
 from abc import ABC, abstractmethod
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import (
@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._docstrings import (
     _ATTRIBUTES_DOC,
-    _CLASS_WEIGHT_DOC,
+    _CLASSIFIER_PARAMETERS_DOC,
     _FASTMLP_PARAMETERS_DOC,
     _NOTES_DOC,
     _PARAMETERS_DOC,
@@ -48,6 +48,7 @@ from ._predict import _PredictMixin, _SmallPredictor
 from ._validation import (
     CONSTRAINTS,
     _class_sample_weight,
+    _smooth_labels,
     _inverse_binarize,
     _layer_units,
     _validate_classifier_data,
@@ -264,7 +265,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     Parameters
     ----------"""
         + _PARAMETERS_DOC
-        + _CLASS_WEIGHT_DOC
+        + _CLASSIFIER_PARAMETERS_DOC
         + _FASTMLP_PARAMETERS_DOC
         + """
     Attributes
@@ -303,6 +304,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -332,6 +334,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         class_weight=None,
+        label_smoothing=0.0,
         n_threads=None,
         progress_bar=False,
     ):
@@ -364,12 +367,16 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             progress_bar=progress_bar,
         )
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
 
     def _validate_input(self, X, y, incremental, reset):
         return _validate_classifier_data(self, X, y, incremental, reset)
 
     def _weigh_samples(self, X, y, sample_weight, incremental):
         return _class_sample_weight(self, X, y, sample_weight, incremental)
+
+    def _training_targets(self, y):
+        return _smooth_labels(self, y)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.

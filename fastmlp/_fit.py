@@ -78,6 +78,11 @@ class _FitMixin:
         class weights in); ``sample_weight`` as validated, or None."""
         return sample_weight
 
+    def _training_targets(self, y):
+        """The targets the loss is taken against, ``(n, n_outputs)`` (the
+        classifier smooths its labels here); ``y`` itself by default."""
+        return y
+
     def _initialize(self, y, layout, dtype, random_state):
         # set all attributes, allocate weights etc. for first call
         self.n_iter_ = 0
@@ -232,7 +237,8 @@ class _FitMixin:
     def _objective(self, net, X, y, sample_weight):
         """The loss and gradient over all of ``X`` of the network ``net``,
         with this model's L2 penalty: a callable of the flat parameters."""
-        return FullBatchObjective(net, Inputs(X, net.dtype), y, sample_weight, self.alpha)
+        return FullBatchObjective(net, Inputs(X, net.dtype), self._training_targets(y),
+                                  sample_weight, self.alpha)
 
     def _optimizer_params(self):
         """The settings an optimizer is made with (scikit-learn's optimizer
@@ -310,7 +316,8 @@ class _FitMixin:
         # only then can a batch's weights sum to zero (checked per epoch order)
         zero_weights = not (sample_weight_train > 0).all()
         trainer = StochasticTrainer(
-            net, Inputs(X_train, X.dtype), y_train, sample_weight_train, batch_size,
+            net, Inputs(X_train, X.dtype), self._training_targets(y_train), sample_weight_train,
+            batch_size,
             SOLVERS[hp["solver"]], alpha=self.alpha,
             learning_rate_init=hp["learning_rate_init"], momentum=hp["momentum"],
             nesterov=hp["nesterov"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],

@@ -184,6 +184,19 @@ def _class_sample_weight(est, X, y, sample_weight, incremental):
     return _check_sample_weight(weights, X)
 
 
+def _smooth_labels(est, Y):
+    """The binarized targets ``Y`` (n, n_outputs) smoothed by
+    ``est.label_smoothing`` ``e``: ``(1 - e) * Y + e / K``, ``K`` the
+    classes of a softmax output (multiclass), 2 for logistic outputs
+    (binary, multilabel), as PyTorch's ``CrossEntropyLoss`` and
+    ``BCELoss`` with smoothed targets; ``Y`` itself where ``e`` is 0."""
+    e = est.label_smoothing
+    if e == 0:
+        return Y
+    K = Y.shape[1] if est._label_binarizer.y_type_ == "multiclass" else 2
+    return (1.0 - e) * Y + e / K
+
+
 def _validate_regressor_data(est, X, y, reset):
     """scikit-learn's ``MLPRegressor._validate_input``: ``X`` and numeric
     ``y`` validated, a one-column ``y`` raveled with its warning."""
