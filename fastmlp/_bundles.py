@@ -58,6 +58,7 @@ from ._codes import (
     H_MOMENTUM,
     H_ONE_MINUS_BETA1,
     H_ONE_MINUS_BETA2,
+    H_WEIGHT_DECAY,
     N_HYPER,
     N_HYPER64,
     NEEDS_PRE,
@@ -160,7 +161,7 @@ def needs_pre(shape):
 
 
 def make_hyper(dtype, *, learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0,
-               epsilon=0.0, alpha=0.0):
+               epsilon=0.0, alpha=0.0, weight_decay=0.0):
     """The ``hyper`` and ``hyper64`` arrays of the parameter bundle.
 
     ``1 - beta`` is formed in float64 then rounded to the dtype, as
@@ -176,6 +177,7 @@ def make_hyper(dtype, *, learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0
     hyper[H_EPSILON] = epsilon
     hyper[H_ALPHA] = alpha
     hyper[H_LOG_EPS] = np.finfo(dtype).eps
+    hyper[H_WEIGHT_DECAY] = weight_decay
     hyper64 = np.zeros(N_HYPER64, dtype=np.float64)
     hyper64[H64_LR_INIT] = learning_rate
     hyper64[H64_BETA1] = beta_1

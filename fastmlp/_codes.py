@@ -68,7 +68,8 @@ H_EPSILON = 6
 H_ALPHA = 7  # L2 penalty
 H_LOG_EPS = 8  # clip bound of the log-loss, finfo(dtype).eps
 H_STEP_LR = 9  # this step's learning rate, set by _optim.begin_step
-N_HYPER = 10
+H_WEIGHT_DECAY = 10  # decoupled weight decay (0: none)
+N_HYPER = 11
 
 # Slots of the float64 ``hyper64`` array: what a step's learning rate is
 # computed from, in float64 as scikit-learn computes it.

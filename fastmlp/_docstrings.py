@@ -176,6 +176,16 @@ _CLASSIFIER_PARAMETERS_DOC = """
 """
 
 _FASTMLP_PARAMETERS_DOC = """
+    weight_decay : float, default=0.0
+        Decoupled weight decay (Loshchilov and Hutter; fastmlp only): before
+        each step the weights, not the biases, are scaled by
+        ``1 - lr * weight_decay``, ``lr`` the step's learning rate before
+        Adam's bias correction (``learning_rate_init`` for adam, the
+        schedule's current rate for sgd), as ``torch.optim.AdamW`` does.
+        With solver='adam' this is AdamW on scikit-learn's Adam step;
+        with 'sgd' the same rule. Independent of ``alpha``, the L2 penalty
+        in the loss. Only for solver='sgd' or 'adam' (lbfgs: a ValueError).
+
     n_threads : int, default=None
         Threads used by the compiled kernels in fit and predict (fastmlp
         only; scikit-learn has no such parameter). None uses every thread of

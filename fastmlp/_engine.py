@@ -352,7 +352,7 @@ class Inputs:
         return cd, cr, cp
 
 
-_SOLVER_DEFAULTS = dict(momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+_SOLVER_DEFAULTS = dict(momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0)
 
 
 class StochasticTrainer:

@@ -70,6 +70,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
 
     _parameter_constraints: dict = {
         **{k: v for k, v in CONSTRAINTS.items() if k != "loss"},
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
         "progress_bar": ["boolean"],
     }
@@ -101,6 +102,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
         epsilon,
         n_iter_no_change,
         max_fun,
+        weight_decay=0.0,
         n_threads=None,
         progress_bar=False,
     ):
@@ -128,6 +130,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.weight_decay = weight_decay
         self.n_threads = n_threads
         self.progress_bar = progress_bar
 
@@ -335,6 +338,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         class_weight=None,
         label_smoothing=0.0,
+        weight_decay=0.0,
         n_threads=None,
         progress_bar=False,
     ):
@@ -363,6 +367,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            weight_decay=weight_decay,
             n_threads=n_threads,
             progress_bar=progress_bar,
         )
@@ -572,6 +577,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        weight_decay=0.0,
         n_threads=None,
         progress_bar=False,
     ):
@@ -600,6 +606,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            weight_decay=weight_decay,
             n_threads=n_threads,
             progress_bar=progress_bar,
         )

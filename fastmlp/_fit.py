@@ -116,6 +116,11 @@ class _FitMixin:
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.solver not in STOCHASTIC_SOLVERS and self.weight_decay != 0:
+            raise ValueError(
+                f"weight_decay={self.weight_decay!r} needs solver='sgd' or 'adam': a decoupled "
+                f"weight decay is a rule of their steps; solver={self.solver!r} takes the "
+                "L2 penalty `alpha` instead.")
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
@@ -246,7 +251,8 @@ class _FitMixin:
         return {"solver": self.solver, "learning_rate_init": self.learning_rate_init,
                 "schedule": self.learning_rate, "power_t": self.power_t,
                 "momentum": self.momentum, "nesterov": self.nesterovs_momentum,
-                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "weight_decay": self.weight_decay}
 
     def _new_optimizer_state(self):
         """A new optimizer's state: a plain dict, so that pickle and skops
@@ -321,7 +327,7 @@ class _FitMixin:
             SOLVERS[hp["solver"]], alpha=self.alpha,
             learning_rate_init=hp["learning_rate_init"], momentum=hp["momentum"],
             nesterov=hp["nesterov"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
-            epsilon=hp["epsilon"],
+            epsilon=hp["epsilon"], weight_decay=hp.get("weight_decay", 0.0),
         )
         if opt["state1"] is not None:
             trainer.state1[...] = opt["state1"]

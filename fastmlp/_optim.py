@@ -38,7 +38,9 @@ from ._codes import (
     H_ONE_MINUS_BETA1,
     H_ONE_MINUS_BETA2,
     H_STEP_LR,
+    H_WEIGHT_DECAY,
     SGD,
+    WEIGHTS,
 )
 from ._jit import jit
 
@@ -68,8 +70,12 @@ def begin_step(params):
 def optimizer_step(params, lo, hi, part):
     """One optimizer step on elements ``[lo, hi)`` of the buffers, in place.
 
-    ``part`` is WEIGHTS or BIASES: what the range holds (no update depends
-    on it yet). ``lr = hyper[H_STEP_LR]``, set by :func:`begin_step`.
+    ``part`` is WEIGHTS or BIASES: what the range holds. On weights, a
+    decoupled weight decay ``wd = hyper[H_WEIGHT_DECAY]`` first scales
+    ``theta`` by ``1 - hyper[H_LR] * wd`` (Loshchilov and Hutter; the
+    step's base rate, before Adam's bias correction, as
+    ``torch.optim.AdamW``); with ``wd == 0`` nothing is touched.
+    ``lr = hyper[H_STEP_LR]``, set by :func:`begin_step`.
     SGD: ``m1`` is the velocity; ``velocity = momentum * velocity - lr *
     grad``, then ``theta`` grows by ``momentum * velocity - lr * grad``
     when ``nesterov``, else by ``velocity``. ADAM: ``m = b1 m + (1 - b1)
@@ -80,6 +86,12 @@ def optimizer_step(params, lo, hi, part):
     """
     solver = params.solver
     hyper = params.hyper
+    wd = hyper[H_WEIGHT_DECAY]
+    if part == WEIGHTS and wd != 0 and (solver == SGD or solver == ADAM):
+        keep = hyper.dtype.type(1) - hyper[H_LR] * wd
+        th = params.theta[lo:hi]
+        for i in range(hi - lo):
+            th[i] *= keep
     if solver == SGD:
         lr = hyper[H_STEP_LR]
         momentum = hyper[H_MOMENTUM]
