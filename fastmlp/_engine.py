@@ -133,10 +133,10 @@ def _make_train_epoch(sparse):
         for start in range(0, n_samples, batch_size):
             n = min(batch_size, n_samples - start)
             if sparse:
-                _call_gather_csr(data.data, data.indices, data.indptr, idx, start, n, buf.data,
-                           buf.indices, bptr)
+                _call_gather_csr(data.data, data.indices, data.indptr, idx, start, n,
+                                 buf.data, buf.indices, bptr)
                 _call_csr_to_csc(buf.data, buf.indices, bptr[: n + 1], shape.units[0],
-                           buf.cdata, buf.crows, buf.cptr)
+                                 buf.cdata, buf.crows, buf.cptr)
                 xin = bX
                 bidx = idx[:0]
             elif shuffled:
@@ -567,9 +567,10 @@ def predict_output(net, theta, inputs):
     each, from Python, on the training path's own compiled kernels
     (:func:`._kernels._network` PREDICT, after :func:`._linalg._sparse_layer`
     for a sparse input's first layer), through :func:`predict_chunk_dense`
-    (or ``_sparse``), which the fits compile (:func:`prepare_predict`): a prediction after a fit in the
-    same dtype and input kind compiles nothing. A compiled loop over the
-    chunks would cost a few microseconds less per chunk.
+    (or ``_sparse``), which the fits compile (:func:`prepare_predict`): a
+    prediction after a fit in the same dtype and input kind compiles
+    nothing. A compiled loop over the chunks would cost a few microseconds
+    less per chunk.
 
     Parameters
     ----------

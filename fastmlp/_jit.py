@@ -41,7 +41,6 @@ each for compile time, call time or safety, none for a result's bits:
   field is read where it is used. Numba's own extension API, but its
   data models' packing and its getattr lowering's reference rules are
   internals.
-
 * **cold kernels** (``jit(cold=True)``): the checks and the bookkeeping
   around the loops (the epoch, the network's task list) are optimised
   by LLVM at a low level; at ``-O3`` they took about a third of LLVM's
@@ -50,8 +49,10 @@ each for compile time, call time or safety, none for a result's bits:
 ``FASTMLP_PLAIN_NUMBA=1`` switches all seven off: plain calls, no on-disk
 cache (Numba's own cache would load stale code after an edit of a callee's
 file), entry points built as usual, ``kept`` the identity, bundles passed
-as named tuples, every kernel at ``-O3``, calls through the dispatcher. Results are the same; compilation and calls are slower. CI runs part of the suite so, so a Numba
-release that breaks an internal costs speed, not correctness.
+as named tuples, every kernel at ``-O3``, calls through the dispatcher.
+Results are the same; compilation and calls are slower. CI runs part of
+the suite so, so that a Numba release that breaks an internal costs
+speed, not correctness.
 """
 
 import hashlib

@@ -46,10 +46,9 @@ from ._codes import (
     SPARSE_GRADIENT,
     STEPS,
 )
-from ._jit import call_by_symbol, jit, ref
+from ._jit import apart, call_by_symbol, jit, ref
 from ._linalg import (
     BR,
-    _apart,
     _call_layer_task,
     _call_sparse_layer,
     _check,
@@ -291,7 +290,7 @@ def _check_gather(X, Xs, bidx, n):
     """Raise unless ROWS can gather ``X[r] = Xs[bidx[r]]`` for ``r < n``:
     the rows exist, the widths agree, and no task reads a source row that
     another writes."""
-    fits = bidx.shape[0] >= n and Xs.shape[1] == X.shape[1] and _apart(X, Xs)
+    fits = bidx.shape[0] >= n and Xs.shape[1] == X.shape[1] and apart(X, Xs)
     top = Xs.shape[0]
     for r in range(n if fits else 0):
         fits = fits and 0 <= bidx[r] < top
@@ -391,9 +390,9 @@ def _network(phase, first, sw_sum, params, shape, batch, work):
         Y = batch.Y
         fits &= ((Y.shape[0] >= n) & (Y.shape[1] == units[L]) & (batch.sw.shape[0] >= n)
                  & (work.row_loss.shape[0] >= n) & (params.hyper.shape[0] >= N_HYPER)
-                 & _apart(acts, deltas) & ((first == 0) | (batch.bidx.shape[0] == 0)))
+                 & apart(acts, deltas) & ((first == 0) | (batch.bidx.shape[0] == 0)))
         if keep:
-            fits &= _apart(pre, acts) & _apart(pre, deltas)
+            fits &= apart(pre, acts) & apart(pre, deltas)
     n_t = _n_tasks(n, np.int64(BR))
     if train and shares.shape[0] > 0:
         # ROWS then writes parameter-sized blocks of grad and shares while
@@ -401,10 +400,10 @@ def _network(phase, first, sw_sum, params, shape, batch, work):
         m1 = params.m1
         m2 = params.m2
         fits &= ((grad.shape[0] == P) & (shares.shape[0] >= (n_t - 1) * P)
-                 & _apart(shares, grad) & _apart(shares, theta) & _apart(shares, m1)
-                 & _apart(shares, m2) & _apart(shares, acts) & _apart(shares, deltas)
-                 & _apart(grad, theta) & _apart(grad, m1) & _apart(grad, m2)
-                 & _apart(grad, acts) & _apart(grad, deltas))
+                 & apart(shares, grad) & apart(shares, theta) & apart(shares, m1)
+                 & apart(shares, m2) & apart(shares, acts) & apart(shares, deltas)
+                 & apart(grad, theta) & apart(grad, m1) & apart(grad, m2)
+                 & apart(grad, acts) & apart(grad, deltas))
     if not fits:
         raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
     _check_flat(theta, grad)
@@ -428,9 +427,10 @@ _call_network = call_by_symbol(_network)
 
 @jit(cold=True)
 def network(phase, first, sw_sum, params, shape, batch, work):
-    """:func:`_network` called from Python: its bundles go on as
-    references (:func:`fastmlp._jit.ref`), as compiled callers pass them,
-    so both run the same compiled :func:`_network`."""
+    """:func:`_network` called from Python (the tests do; predictions go
+    through :func:`fastmlp._engine.predict_chunk_dense`): its bundles go on
+    as references (:func:`fastmlp._jit.ref`), as compiled callers pass
+    them, so both run the same compiled :func:`_network`."""
     _call_network(phase, first, sw_sum, ref(params), ref(shape), ref(batch), ref(work))
 
 

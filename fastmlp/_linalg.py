@@ -267,9 +267,6 @@ def _check(X, rows, cols):
         raise ValueError("fastmlp: matrices must be C-contiguous")
 
 
-_apart = apart
-
-
 @jit(internal=True, cold=True)
 def _check_shape(shape):
     """Raise unless ``shape`` is a network of ``L >= 1`` layers: ``L + 1``
@@ -390,15 +387,15 @@ def _check_step_buffers(params):
     solver = params.solver
     # the gradient and the state are written while theta is read
     fits = (params.grad.shape[0] == P and params.hyper.shape[0] >= N_HYPER
-            and _apart(params.grad, params.theta))
+            and apart(params.grad, params.theta))
     if solver == SGD or solver == ADAM:
         fits = (fits and params.m1.shape[0] == P and params.step.shape[0] >= 1
                 and params.hyper64.shape[0] >= N_HYPER64)
     if solver == SGD or solver == ADAM:
-        fits = fits and _apart(params.m1, params.theta) and _apart(params.m1, params.grad)
+        fits = fits and apart(params.m1, params.theta) and apart(params.m1, params.grad)
     if solver == ADAM:
-        fits = (fits and params.m2.shape[0] == P and _apart(params.m2, params.theta)
-                and _apart(params.m2, params.grad) and _apart(params.m2, params.m1))
+        fits = (fits and params.m2.shape[0] == P and apart(params.m2, params.theta)
+                and apart(params.m2, params.grad) and apart(params.m2, params.m1))
     if not fits:
         raise ValueError("fastmlp: buffer sizes do not match")
 
@@ -700,6 +697,6 @@ _call_sparse_layer = call_by_symbol(_sparse_layer)
 
 @jit(cold=True)
 def sparse_layer(op, params, shape, batch, work, sw_sum):
-    """:func:`_sparse_layer` called from Python, its bundles passed on as
-    references (see :func:`fastmlp._kernels.network`)."""
+    """:func:`_sparse_layer` called from Python (the tests do), its bundles
+    passed on as references (see :func:`fastmlp._kernels.network`)."""
     _call_sparse_layer(op, ref(params), ref(shape), ref(batch), ref(work), sw_sum)

@@ -12,7 +12,7 @@ def warm_up(dtypes=_DTYPES):
     """Compile, or load from the on-disk cache, every fastmlp kernel.
 
     A process's first fit in a dtype compiles the kernels it needs (several
-    seconds: 6-8 s on the bench machine) unless Numba's on-disk cache holds
+    seconds; bench/README.md's compile table) unless Numba's on-disk cache holds
     them; later processes only load them. Call this once where the cache is
     kept (an image build, right after installing) so that no user fit pays
     for compilation. Each kernel is compiled once per dtype for every
