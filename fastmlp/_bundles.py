@@ -48,10 +48,15 @@ from ._codes import (
     ADAM,
     H64_BETA1,
     H64_BETA2,
+    H64_HORIZON,
     H64_LR_INIT,
+    H64_SCHEDULE,
+    H64_WARMUP,
     H_ALPHA,
+    H_BASE_LR,
     H_BETA1,
     H_BETA2,
+    H_CLIP,
     H_EPSILON,
     H_LOG_EPS,
     H_LR,
@@ -161,14 +166,19 @@ def needs_pre(shape):
 
 
 def make_hyper(dtype, *, learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0,
-               epsilon=0.0, alpha=0.0, weight_decay=0.0):
+               epsilon=0.0, alpha=0.0, weight_decay=0.0, clip_grad_norm=0.0, schedule=0,
+               warmup=0.0, horizon=1.0):
     """The ``hyper`` and ``hyper64`` arrays of the parameter bundle.
 
     ``1 - beta`` is formed in float64 then rounded to the dtype, as
     scikit-learn's ``(1 - self.beta_1) * grad`` does for float32 arrays.
+    ``schedule`` (a code of STEP_SCHEDULES, or NO_SCHEDULE), ``warmup`` and
+    ``horizon`` (in epochs) are a per-step schedule's; the position of each
+    epoch in it is the trainer's to set.
     """
     hyper = np.zeros(N_HYPER, dtype=dtype)
     hyper[H_LR] = learning_rate
+    hyper[H_BASE_LR] = learning_rate
     hyper[H_MOMENTUM] = momentum
     hyper[H_BETA1] = beta_1
     hyper[H_ONE_MINUS_BETA1] = 1 - beta_1
@@ -178,10 +188,14 @@ def make_hyper(dtype, *, learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0
     hyper[H_ALPHA] = alpha
     hyper[H_LOG_EPS] = np.finfo(dtype).eps
     hyper[H_WEIGHT_DECAY] = weight_decay
+    hyper[H_CLIP] = clip_grad_norm
     hyper64 = np.zeros(N_HYPER64, dtype=np.float64)
     hyper64[H64_LR_INIT] = learning_rate
     hyper64[H64_BETA1] = beta_1
     hyper64[H64_BETA2] = beta_2
+    hyper64[H64_SCHEDULE] = schedule
+    hyper64[H64_WARMUP] = warmup
+    hyper64[H64_HORIZON] = horizon
     return hyper, hyper64
 
 

@@ -69,14 +69,36 @@ H_ALPHA = 7  # L2 penalty
 H_LOG_EPS = 8  # clip bound of the log-loss, finfo(dtype).eps
 H_STEP_LR = 9  # this step's learning rate, set by _optim.begin_step
 H_WEIGHT_DECAY = 10  # decoupled weight decay (0: none)
-N_HYPER = 11
+H_BASE_LR = 11  # this step's rate before Adam's bias correction (begin_step)
+H_CLIP = 12  # the gradient's largest L2 norm (0: no clipping)
+N_HYPER = 13
 
 # Slots of the float64 ``hyper64`` array: what a step's learning rate is
 # computed from, in float64 as scikit-learn computes it.
 H64_LR_INIT = 0
 H64_BETA1 = 1
 H64_BETA2 = 2
-N_HYPER64 = 3
+# A per-step schedule (begin_step): its code, its warm-up and horizon in
+# epochs, and where this epoch starts (epochs done, the step count then, the
+# epoch's steps); begin_step writes the step's base rate to H64_RATE.
+H64_SCHEDULE = 3
+H64_WARMUP = 4
+H64_HORIZON = 5
+H64_EPOCH0 = 6
+H64_STEP0 = 7
+H64_EPOCH_STEPS = 8
+H64_RATE = 9
+N_HYPER64 = 10
+
+# Learning-rate schedules applied at every step (begin_step), for SGD and
+# Adam; scikit-learn's own ('constant', 'invscaling', 'adaptive') act per
+# epoch, from Python, and are NO_SCHEDULE here.
+NO_SCHEDULE = 0
+COSINE = 1
+LINEAR = 2
+STEP_SCHEDULES = {"cosine": COSINE, "linear": LINEAR}
+# The ``learning_rate`` options.
+LEARNING_RATES = ("constant", "invscaling", "adaptive", *STEP_SCHEDULES)
 
 # Which part of a layer's parameters an optimizer step covers.
 WEIGHTS = 0

@@ -50,9 +50,11 @@ _PARAMETERS_DOC = """
         If the solver is 'lbfgs', the model will not use minibatch.
         When set to "auto", `batch_size=min(200, n_samples)`.
 
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Learning rate schedule for weight updates. Only used when
-        ``solver='sgd'``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine', 'linear'}, \
+            default='constant'
+        Learning rate schedule for weight updates. 'constant', 'invscaling'
+        and 'adaptive' are only used when ``solver='sgd'``; 'cosine' and
+        'linear' (fastmlp only) when ``solver='sgd'`` or ``'adam'``.
 
         - 'constant' is a constant learning rate given by
           'learning_rate_init'.
@@ -66,6 +68,16 @@ _PARAMETERS_DOC = """
           Each time two consecutive epochs fail to decrease training loss by at
           least tol, or fail to increase validation score by at least tol if
           'early_stopping' is on, the current learning rate is divided by 5.
+
+        - 'cosine' decays the rate from 'learning_rate_init' to 0 over
+          'max_iter' epochs, updated at every mini-batch:
+          ``learning_rate_init * (1 + cos(pi * p)) / 2``, ``p`` the share of
+          the epochs after the warm-up (``lr_warmup``) done; 0 from then on.
+          ``history_`` records the rate each epoch reached. ``fit`` starts
+          the schedule anew; each ``partial_fit`` call is one more epoch of
+          it, so after 'max_iter' calls the rate stays 0.
+
+        - 'linear' decays it the same way, by ``1 - p``.
 
     learning_rate_init : float, default=0.001
         The initial learning rate used. It controls the step-size
@@ -185,6 +197,22 @@ _FASTMLP_PARAMETERS_DOC = """
         With solver='adam' this is AdamW on scikit-learn's Adam step;
         with 'sgd' the same rule. Independent of ``alpha``, the L2 penalty
         in the loss. Only for solver='sgd' or 'adam' (lbfgs: a ValueError).
+
+    lr_warmup : float, default=0.0
+        Epochs (a fraction is allowed) of linear learning-rate warm-up from 0
+        at the start of a fit (fastmlp only): the rate of each mini-batch is
+        its schedule's times ``e / lr_warmup``, ``e`` the epochs done before
+        it, until ``e`` reaches ``lr_warmup`` (Hugging Face's
+        ``get_*_schedule_with_warmup`` rule, counted in epochs). Works with
+        every ``learning_rate`` and both stochastic solvers; 'cosine' and
+        'linear' decay after it. Only for solver='sgd' or 'adam'.
+
+    clip_grad_norm : float, default=None
+        Before each step, scale the whole gradient (every layer's weights
+        and biases together) down to this L2 norm where it is longer, as
+        ``torch.nn.utils.clip_grad_norm_`` does: ``grad *= max_norm /
+        (norm + 1e-6)`` when that factor is below 1 (fastmlp only). None
+        clips nothing. Only for solver='sgd' or 'adam'.
 
     n_threads : int, default=None
         Threads used by the compiled kernels in fit and predict (fastmlp

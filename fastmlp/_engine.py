@@ -51,7 +51,17 @@ from ._bundles import (
     make_shape,
     make_work,
 )
-from ._codes import ADAM, H_LR, NO_STEP, PREDICT, SPARSE_FORWARD
+from ._codes import (
+    ADAM,
+    H64_EPOCH0,
+    H64_EPOCH_STEPS,
+    H64_RATE,
+    H64_STEP0,
+    H_LR,
+    NO_STEP,
+    PREDICT,
+    SPARSE_FORWARD,
+)
 from ._jit import call_by_symbol, entry_point, jit, ref
 from ._kernels import (
     _call_gather_rows,
@@ -454,6 +464,21 @@ class StochasticTrainer:
     @property
     def learning_rate(self):
         return float(self.params.hyper[H_LR])
+
+    def begin_epoch(self, epochs_done, n_samples):
+        """Place the next epoch in a per-step schedule: ``epochs_done``
+        epochs before it, of ``ceil(n_samples / batch_size)`` steps each
+        (the schedule's unit), counted from the current step count."""
+        h64 = self.params.hyper64
+        h64[H64_EPOCH0] = epochs_done
+        h64[H64_STEP0] = self.params.step[0]
+        h64[H64_EPOCH_STEPS] = -(-int(n_samples) // self.batch_size)
+
+    @property
+    def rate_reached(self):
+        """The base learning rate of the last step under a per-step
+        schedule (before Adam's bias correction), float64."""
+        return float(self.params.hyper64[H64_RATE])
 
     def run_epoch(self, theta, idx, shuffled=True):
         """One epoch over samples in the order ``idx``; returns the mean loss.

@@ -71,6 +71,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
     _parameter_constraints: dict = {
         **{k: v for k, v in CONSTRAINTS.items() if k != "loss"},
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "lr_warmup": [Interval(Real, 0, None, closed="left")],
+        "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
         "progress_bar": ["boolean"],
     }
@@ -103,6 +105,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
         n_iter_no_change,
         max_fun,
         weight_decay=0.0,
+        lr_warmup=0.0,
+        clip_grad_norm=None,
         n_threads=None,
         progress_bar=False,
     ):
@@ -131,6 +135,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.weight_decay = weight_decay
+        self.lr_warmup = lr_warmup
+        self.clip_grad_norm = clip_grad_norm
         self.n_threads = n_threads
         self.progress_bar = progress_bar
 
@@ -339,6 +345,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         class_weight=None,
         label_smoothing=0.0,
         weight_decay=0.0,
+        lr_warmup=0.0,
+        clip_grad_norm=None,
         n_threads=None,
         progress_bar=False,
     ):
@@ -368,6 +376,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             weight_decay=weight_decay,
+            lr_warmup=lr_warmup,
+            clip_grad_norm=clip_grad_norm,
             n_threads=n_threads,
             progress_bar=progress_bar,
         )
@@ -578,6 +588,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         weight_decay=0.0,
+        lr_warmup=0.0,
+        clip_grad_norm=None,
         n_threads=None,
         progress_bar=False,
     ):
@@ -607,6 +619,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             weight_decay=weight_decay,
+            lr_warmup=lr_warmup,
+            clip_grad_norm=clip_grad_norm,
             n_threads=n_threads,
             progress_bar=progress_bar,
         )

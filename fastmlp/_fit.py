@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight
 
-from ._codes import SOLVERS, STOCHASTIC_SOLVERS
+from ._codes import NO_SCHEDULE, SOLVERS, STEP_SCHEDULES, STOCHASTIC_SOLVERS
 from ._engine import FullBatchObjective, Inputs, StochasticTrainer
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, TrainingMonitor
@@ -51,6 +51,13 @@ def _schedule(settings):
     (:meth:`_FitMixin._optimizer_params`): its ``'schedule'`` for a solver
     that follows one, otherwise ``'constant'``."""
     return settings["schedule"] if settings["solver"] in _SCHEDULED_SOLVERS else "constant"
+
+
+def _per_step_schedule(settings):
+    """Whether an optimizer made with ``settings`` sets its learning rate at
+    every step (a 'cosine' or 'linear' schedule, or a warm-up), in the
+    compiled epoch, rather than once per epoch."""
+    return settings["schedule"] in STEP_SCHEDULES or settings.get("lr_warmup", 0) > 0
 
 
 def _shares_best_weights(est):
@@ -116,11 +123,8 @@ class _FitMixin:
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
-        if self.solver not in STOCHASTIC_SOLVERS and self.weight_decay != 0:
-            raise ValueError(
-                f"weight_decay={self.weight_decay!r} needs solver='sgd' or 'adam': a decoupled "
-                f"weight decay is a rule of their steps; solver={self.solver!r} takes the "
-                "L2 penalty `alpha` instead.")
+        if self.solver not in STOCHASTIC_SOLVERS:
+            self._check_full_batch_params()
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
@@ -201,6 +205,21 @@ class _FitMixin:
             )
         return self
 
+    def _check_full_batch_params(self):
+        """Raise ValueError for a setting that only a stochastic solver's
+        steps have, asked of a full-batch one (L-BFGS)."""
+        why = {
+            "weight_decay": ("a decoupled weight decay is a rule of their steps; "
+                             f"solver={self.solver!r} takes the L2 penalty `alpha` instead"),
+            "lr_warmup": f"solver={self.solver!r} has no learning rate to warm up",
+            "clip_grad_norm": (f"solver={self.solver!r} takes no gradient steps; its line "
+                               "search sets their length"),
+        }
+        for name, reason in why.items():
+            value = getattr(self, name, None)
+            if value is not None and value != 0:
+                raise ValueError(f"{name}={value!r} needs solver='sgd' or 'adam': {reason}.")
+
     def _fit_lbfgs(self, X, y, sample_weight, net, theta, monitor):
         if sample_weight is None:
             sample_weight = np.ones(X.shape[0], dtype=X.dtype)
@@ -252,13 +271,14 @@ class _FitMixin:
                 "schedule": self.learning_rate, "power_t": self.power_t,
                 "momentum": self.momentum, "nesterov": self.nesterovs_momentum,
                 "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, "lr_warmup": self.lr_warmup,
+                "clip_grad_norm": self.clip_grad_norm, "max_iter": self.max_iter}
 
     def _new_optimizer_state(self):
         """A new optimizer's state: a plain dict, so that pickle and skops
         files hold only built-in types and arrays."""
-        return {"learning_rate": float(self.learning_rate_init), "t": 0, "state1": None,
-                "state2": None, "params": self._optimizer_params()}
+        return {"learning_rate": float(self.learning_rate_init), "t": 0, "epochs": 0,
+                "state1": None, "state2": None, "params": self._optimizer_params()}
 
     def _fit_stochastic(self, X, y, sample_weight, net, theta, incremental, random_state,
                         monitor):
@@ -328,7 +348,11 @@ class _FitMixin:
             learning_rate_init=hp["learning_rate_init"], momentum=hp["momentum"],
             nesterov=hp["nesterov"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
             epsilon=hp["epsilon"], weight_decay=hp.get("weight_decay", 0.0),
+            clip_grad_norm=hp.get("clip_grad_norm") or 0.0,
+            schedule=STEP_SCHEDULES.get(hp["schedule"], NO_SCHEDULE),
+            warmup=hp.get("lr_warmup", 0.0), horizon=hp.get("max_iter", self.max_iter),
         )
+        per_step = _per_step_schedule(hp)
         if opt["state1"] is not None:
             trainer.state1[...] = opt["state1"]
             trainer.state2[...] = opt["state2"]
@@ -347,8 +371,12 @@ class _FitMixin:
                     _check_weight_sums(sample_weight_train[sample_idx],
                                        range(0, n_samples, batch_size))
 
+                trainer.begin_epoch(opt.get("epochs", 0), n_samples)
                 self.loss_ = np.float64(trainer.run_epoch(theta, sample_idx,
                                                           shuffled=self.shuffle))
+                opt["epochs"] = opt.get("epochs", 0) + 1
+                if per_step:
+                    epoch_learning_rate = trainer.rate_reached
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
 
+from ._codes import STEP_SCHEDULES
 from ._fit import _STOCHASTIC_SOLVERS, _share_best_weights, _shares_best_weights
 from ._layout import Layout
 from ._validation import _layer_units
@@ -238,6 +239,22 @@ def _optimizer_state(model, sk_opt, layout, dtype):
     return opt
 
 
+def _sklearn_params(params):
+    """scikit-learn's parameters for a model fitted with fastmlp's
+    ``params`` (those scikit-learn has): what shaped training only and
+    scikit-learn cannot take becomes what it can. A per-step schedule
+    ('cosine', 'linear') becomes 'constant', the rate it started from; one
+    activation named per hidden layer becomes that name when every layer
+    has the same. The rest is validated as it is."""
+    params = dict(params)
+    if params.get("learning_rate") in STEP_SCHEDULES:
+        params["learning_rate"] = "constant"
+    act = params.get("activation")
+    if isinstance(act, (list, tuple)) and len(set(act)) == 1:
+        params["activation"] = act[0]
+    return params
+
+
 class _InteropMixin:
     """The estimators' migration both ways and scikit-learn's private members."""
 
@@ -304,15 +321,18 @@ class _InteropMixin:
             Predicts as this model to rounding (same weights, same dtype;
             scikit-learn's matrix products sum in another order), so
             tools that understand scikit-learn's MLP (skl2onnx, for one)
-            can use it. Parameters that scikit-learn does not have are
-            dropped; the stochastic optimizer's state is carried over.
+            can use it. Parameters that scikit-learn does not have shape
+            training only (class weights, label smoothing, dropout, weight
+            decay, warm-up, clipping) and are dropped; a 'cosine' or
+            'linear' ``learning_rate`` becomes 'constant'. The stochastic
+            optimizer's state is carried over.
 
         Raises
         ------
         ValueError
             Where scikit-learn's estimator cannot express this model: a
             parameter value it does not take (an activation it lacks, for
-            one), or optimizer state of a solver that has no scikit-learn
+            one; :func:`fastmlp.to_onnx` exports such a model), or optimizer state of a solver that has no scikit-learn
             optimizer.
         """
         from sklearn import neural_network
@@ -321,13 +341,16 @@ class _InteropMixin:
         sk_cls = getattr(neural_network, type(self)._sklearn_name)
         own = set(sk_cls._get_param_names())
         params = {k: v for k, v in self.get_params(deep=False).items() if k in own}
+        params = _sklearn_params(params)
         try:
             # scikit-learn's own constraint objects (their options are its
             # activations and solvers)
             validate_parameter_constraints(sk_cls._parameter_constraints, params,
                                            caller_name=sk_cls.__name__)
         except InvalidParameterError as exc:
-            raise ValueError(f"scikit-learn cannot express this model: {exc}") from exc
+            raise ValueError(
+                f"scikit-learn cannot express this model: {exc} fastmlp.to_onnx(model, X) "
+                "exports every fastmlp model.") from exc
         opt = self.__dict__.get("_optimizer")
         if opt is not None and opt["state1"] is None:
             opt = None  # (a state never trained)
@@ -356,8 +379,10 @@ class _InteropMixin:
         view = _OptimizerView(self, opt)
         spec = _counterpart(view._solver)
         hp = view._hyper
-        sk_opt = _sklearn_class(spec)(
-            params, **{name: hp[key] for name, key in spec.settings.items()})
+        settings = {name: hp[key] for name, key in spec.settings.items()}
+        if settings.get("lr_schedule") in STEP_SCHEDULES:
+            settings["lr_schedule"] = "constant"  # as the estimator's (_sklearn_params)
+        sk_opt = _sklearn_class(spec)(params, **settings)
         dtype = self.coefs_[0].dtype
         for name in spec.buffers:
             setattr(sk_opt, name, [np.array(a, dtype=dtype) for a in getattr(view, name)])

@@ -22,12 +22,14 @@ import numpy as np
 from numba import prange
 
 from ._activations import activate, relu_forward
+from ._bundles import Params
 from ._codes import (
     BACKWARD,
     COMBINE,
     FORWARD,
     GRADIENT,
     H_ALPHA,
+    H_CLIP,
     H_LOG_EPS,
     HEAD_ACTIVATIONS,
     HEAD_EXP,
@@ -35,6 +37,7 @@ from ._codes import (
     HEAD_SOFTMAX,
     IDENTITY,
     N_HYPER,
+    NO_STEP,
     OFF_A,
     OFF_B,
     OFF_W,
@@ -60,6 +63,7 @@ from ._linalg import (
     block_view,
     layer_activation,
 )
+from ._optim import clip_and_step
 
 
 @jit(internal=True)
@@ -459,12 +463,17 @@ def l2_sum(theta, shape):
 
 
 _call_l2_sum = call_by_symbol(l2_sum)
+_call_clip_and_step = call_by_symbol(clip_and_step)
 
 
 @jit(inline="always")
 def loss_grad(params, shape, batch, work, sparse):
     """Loss of the batch and its gradient; then, unless ``params.solver``
     is ``NO_STEP``, one optimizer step.
+
+    With ``hyper[H_CLIP] > 0`` (and a solver that steps), the gradient
+    kernels write the whole gradient without stepping, and
+    :func:`fastmlp._optim.clip_and_step` clips it and takes the step.
 
     Returns scikit-learn's batch loss: the ``sw``-weighted average of the
     per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``, at the
@@ -499,9 +508,18 @@ def loss_grad(params, shape, batch, work, sparse):
     alpha = params.hyper[H_ALPHA]
     loss = total / sw_sum + 0.5 * alpha * _call_l2_sum(params.theta, shape) / sw_sum
 
-    _call_network(np.int64(STEPS), first, sw_sum, params, shape, batch, work)
-    if sparse:
-        _call_sparse_layer(np.int64(SPARSE_GRADIENT), params, shape, batch, work, sw_sum)
+    if params.hyper[H_CLIP] > 0 and params.solver != NO_STEP:
+        # the whole gradient first, then its norm, then the steps
+        grads = ref(Params(params.theta, params.grad, params.m1, params.m2, params.step,
+                           params.hyper, params.hyper64, np.int64(NO_STEP), params.nesterov))
+        _call_network(np.int64(STEPS), first, sw_sum, grads, shape, batch, work)
+        if sparse:
+            _call_sparse_layer(np.int64(SPARSE_GRADIENT), grads, shape, batch, work, sw_sum)
+        _call_clip_and_step(params, shape)
+    else:
+        _call_network(np.int64(STEPS), first, sw_sum, params, shape, batch, work)
+        if sparse:
+            _call_sparse_layer(np.int64(SPARSE_GRADIENT), params, shape, batch, work, sw_sum)
     return loss
 
 

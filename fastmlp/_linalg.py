@@ -78,9 +78,8 @@ from ._codes import (
     WEIGHTS,
 )
 from ._jit import apart, call_by_symbol, jit, ref
-from ._optim import optimizer_step
+from ._optim import _call_optimizer_step
 
-_call_optimizer_step = call_by_symbol(optimizer_step)
 _call_activate = call_by_symbol(activate)
 _call_derivative = call_by_symbol(derivative)
 

@@ -27,11 +27,21 @@ import numpy as np
 
 from ._codes import (
     ADAM,
+    COSINE,
     H64_BETA1,
     H64_BETA2,
+    H64_EPOCH0,
+    H64_EPOCH_STEPS,
+    H64_HORIZON,
     H64_LR_INIT,
+    H64_RATE,
+    H64_SCHEDULE,
+    H64_STEP0,
+    H64_WARMUP,
+    H_BASE_LR,
     H_BETA1,
     H_BETA2,
+    H_CLIP,
     H_EPSILON,
     H_LR,
     H_MOMENTUM,
@@ -39,10 +49,14 @@ from ._codes import (
     H_ONE_MINUS_BETA2,
     H_STEP_LR,
     H_WEIGHT_DECAY,
+    BIASES,
+    LINEAR,
+    OFF_B,
+    OFF_W,
     SGD,
     WEIGHTS,
 )
-from ._jit import jit
+from ._jit import call_by_symbol, jit
 
 
 @jit(inline="always")
@@ -52,18 +66,66 @@ def adam_step_size(lr_init, beta1, beta2, t):
 
 
 @jit(inline="always")
+def schedule_factor(e, schedule, warmup, horizon):
+    """The learning rate's factor at ``e`` epochs into a schedule (float64).
+
+    A linear warm-up from 0 over the first ``warmup`` epochs, then COSINE
+    ``(1 + cos(pi p)) / 2`` or LINEAR ``1 - p``, ``p`` the share of the
+    remaining ``horizon - warmup`` epochs done (clipped to [0, 1]: the rate
+    is 0 from the horizon on), or 1 for NO_SCHEDULE: the rule of Hugging
+    Face's ``get_cosine_schedule_with_warmup`` and
+    ``get_linear_schedule_with_warmup``, counted in epochs.
+    """
+    if e < warmup:
+        return e / warmup
+    if schedule == COSINE or schedule == LINEAR:
+        span = horizon - warmup
+        p = (e - warmup) / span if span > 0 else 1.0
+        p = min(max(p, 0.0), 1.0)
+        if schedule == COSINE:
+            return 0.5 * (1.0 + np.cos(np.pi * p))
+        return 1.0 - p
+    return 1.0
+
+
+@jit(inline="always")
 def begin_step(params):
-    """Count one more step and set its learning rate, ``hyper[H_STEP_LR]``:
-    Adam's bias-corrected step size at the new count (computed in float64
-    from ``hyper64``), SGD's current rate ``hyper[H_LR]``."""
+    """Count one more step and set its learning rate, ``hyper[H_STEP_LR]``,
+    and its base rate, ``hyper[H_BASE_LR]`` (what a decoupled weight decay
+    multiplies).
+
+    Without a per-step schedule or warm-up: Adam's bias-corrected step size
+    at the new count (computed in float64 from ``hyper64``, base rate
+    ``learning_rate_init``), SGD's current rate ``hyper[H_LR]`` (both).
+    With one, the base rate is the solver's rate (``learning_rate_init``,
+    SGD's ``hyper[H_LR]``) times :func:`schedule_factor` at the epochs done
+    before this step, ``hyper64[H64_EPOCH0] + (steps of this epoch done) /
+    hyper64[H64_EPOCH_STEPS]``, also written to ``hyper64[H64_RATE]``; Adam
+    bias-corrects it as above.
+    """
     params.step[0] += 1
+    t = params.step[0]
     hyper = params.hyper
-    if params.solver == ADAM:
-        h64 = params.hyper64
-        hyper[H_STEP_LR] = adam_step_size(h64[H64_LR_INIT], h64[H64_BETA1], h64[H64_BETA2],
-                                          params.step[0])
+    h64 = params.hyper64
+    schedule = h64[H64_SCHEDULE]
+    warmup = h64[H64_WARMUP]
+    if schedule == 0 and warmup == 0:
+        if params.solver == ADAM:
+            hyper[H_STEP_LR] = adam_step_size(h64[H64_LR_INIT], h64[H64_BETA1], h64[H64_BETA2], t)
+        else:
+            hyper[H_STEP_LR] = hyper[H_LR]
+        hyper[H_BASE_LR] = hyper[H_LR]
     else:
-        hyper[H_STEP_LR] = hyper[H_LR]
+        e = h64[H64_EPOCH0] + (t - 1 - h64[H64_STEP0]) / h64[H64_EPOCH_STEPS]
+        factor = schedule_factor(e, schedule, warmup, h64[H64_HORIZON])
+        if params.solver == ADAM:
+            base = factor * h64[H64_LR_INIT]
+            hyper[H_STEP_LR] = adam_step_size(base, h64[H64_BETA1], h64[H64_BETA2], t)
+        else:
+            base = factor * np.float64(hyper[H_LR])
+            hyper[H_STEP_LR] = base
+        hyper[H_BASE_LR] = base
+        h64[H64_RATE] = base
 
 
 @jit(internal=True)
@@ -72,7 +134,7 @@ def optimizer_step(params, lo, hi, part):
 
     ``part`` is WEIGHTS or BIASES: what the range holds. On weights, a
     decoupled weight decay ``wd = hyper[H_WEIGHT_DECAY]`` first scales
-    ``theta`` by ``1 - hyper[H_LR] * wd`` (Loshchilov and Hutter; the
+    ``theta`` by ``1 - hyper[H_BASE_LR] * wd`` (Loshchilov and Hutter; the
     step's base rate, before Adam's bias correction, as
     ``torch.optim.AdamW``); with ``wd == 0`` nothing is touched.
     ``lr = hyper[H_STEP_LR]``, set by :func:`begin_step`.
@@ -88,7 +150,7 @@ def optimizer_step(params, lo, hi, part):
     hyper = params.hyper
     wd = hyper[H_WEIGHT_DECAY]
     if part == WEIGHTS and wd != 0 and (solver == SGD or solver == ADAM):
-        keep = hyper.dtype.type(1) - hyper[H_LR] * wd
+        keep = hyper.dtype.type(1) - hyper[H_BASE_LR] * wd
         th = params.theta[lo:hi]
         for i in range(hi - lo):
             th[i] *= keep
@@ -126,3 +188,52 @@ def optimizer_step(params, lo, hi, part):
             mb[i] = mi
             vb[i] = vi
             th[i] += (-lr_t * mi) / (np.sqrt(vi) + eps)
+
+
+# called by symbol (fastmlp._jit.call_by_symbol): one compiled step for
+# every caller, the gradient kernels of fastmlp._linalg included
+_call_optimizer_step = call_by_symbol(optimizer_step)
+
+
+@jit(reassoc=True, internal=True)
+def grad_sq_norm(grad):
+    """The squared L2 norm of the flat gradient, in float64.
+
+    Reassociation lets LLVM keep several partial sums (see
+    :func:`fastmlp._kernels.l2_sum`); their order is fixed by the compiled
+    code, so the result does not depend on the thread count or the run.
+    """
+    s = 0.0
+    for i in range(grad.shape[0]):
+        x = np.float64(grad[i])
+        s += x * x
+    return s
+
+
+@jit(internal=True)
+def clip_and_step(params, shape):
+    """Scale the whole gradient (every layer together) down to the L2 norm
+    ``hyper[H_CLIP]``, then take one optimizer step on every layer's
+    weights and biases, in place.
+
+    The rule of ``torch.nn.utils.clip_grad_norm_``: ``grad *= c`` where
+    ``c = clip / (norm + 1e-6)`` is below 1, ``norm`` the gradient's L2
+    norm. The gradient kernels wrote ``params.grad`` without stepping
+    (the norm needs every block first); ``shape.offsets`` says which
+    ranges are weights and which biases.
+    """
+    grad = params.grad
+    hyper = params.hyper
+    norm = np.sqrt(grad_sq_norm(grad))
+    coef = np.float64(hyper[H_CLIP]) / (norm + 1e-6)
+    if coef < 1.0:
+        c = grad.dtype.type(coef)
+        for i in range(grad.shape[0]):
+            grad[i] *= c
+    units = shape.units
+    offs = shape.offsets
+    for lay in range(offs.shape[0]):
+        w = offs[lay, OFF_W]
+        b = offs[lay, OFF_B]
+        _call_optimizer_step(params, w, b, np.int64(WEIGHTS))
+        _call_optimizer_step(params, b, b + units[lay + 1], np.int64(BIASES))

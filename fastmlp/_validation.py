@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._codes import ACTIVATIONS, SOLVERS
+from ._codes import ACTIVATIONS, LEARNING_RATES, SOLVERS
 
 
 def _sklearn_constraints():
@@ -81,11 +81,12 @@ def _options(names, theirs):
 
 def _constraints():
     """The estimators' parameter constraints: scikit-learn's, with
-    ``activation`` and ``solver`` built from the option tables of
-    :mod:`fastmlp._codes`."""
+    ``activation``, ``solver`` and ``learning_rate`` built from the option
+    tables of :mod:`fastmlp._codes`."""
     sk = _sklearn_constraints()
     return {**sk, "activation": _options(ACTIVATIONS, sk["activation"]),
-            "solver": _options(SOLVERS, sk["solver"])}
+            "solver": _options(SOLVERS, sk["solver"]),
+            "learning_rate": _options(LEARNING_RATES, sk["learning_rate"])}
 
 
 CONSTRAINTS = _constraints()

@@ -21,7 +21,8 @@ def _message(est, y, **params):
 
 
 @pytest.mark.parametrize("name, table", [("activation", _codes.ACTIVATIONS),
-                                         ("solver", _codes.SOLVERS)])
+                                         ("solver", _codes.SOLVERS),
+                                         ("learning_rate", _codes.LEARNING_RATES)])
 def test_string_options_are_the_tables(name, table):
     for cls in (fastmlp.MLPClassifier, fastmlp.MLPRegressor):
         (constraint,) = cls._parameter_constraints[name]
@@ -54,7 +55,7 @@ def test_messages_of_sklearns_options_are_sklearns(kind, params):
     (name,) = params
     if kind == "classifier" and name == "loss":
         pytest.skip("the classifier has no loss parameter")
-    if name in ("activation", "solver"):
+    if name in ("activation", "solver", "learning_rate"):
         ours = set(getattr(_codes, name.upper() + "S"))
         if ours != _sklearn_options(name):
             # options beyond scikit-learn's: the message names every one

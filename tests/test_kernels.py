@@ -29,6 +29,7 @@ from fastmlp._codes import (
     BIASES,
     FORWARD,
     H_LR,
+    H_BASE_LR,
     H_STEP_LR,
     HEADS,
     NEEDS_PRE,
@@ -494,9 +495,11 @@ def test_begin_step_counts_the_step_and_sets_its_rate(solver, dtype):
                 from32 = f(lr_init) * np.sqrt(f(1) - f(b2)**t) / (f(1) - f(b1)**t)
                 if t <= 10:
                     assert abs(rate - dt(exact)) < abs(from32 - dt(exact))
+        # its base rate (what a weight decay multiplies) is the solver's rate
+        assert params.hyper[H_BASE_LR] == hyper[H_LR]
         # nothing else changed
         changed = params.hyper != hyper
-        changed[H_STEP_LR] = False
+        changed[H_STEP_LR] = changed[H_BASE_LR] = False
         assert not changed.any()
         for f, a in arrays.items():
             np.testing.assert_array_equal(a, saved[f])
