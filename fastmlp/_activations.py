@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ._codes import EXP, GELU, LOGISTIC, RELU, SOFTMAX, TANH
+from ._codes import ELU, EXP, GELU, LEAKY_RELU, LOGISTIC, RELU, SILU, SOFTMAX, SOFTPLUS, TANH
 from ._jit import jit, kept
 
 # --- relu: max(z, 0) -----------------------------------------------------
@@ -111,6 +111,93 @@ def gelu_backward(z, a, d):
         d[c] = d[c] * (cdf + v * pdf)
 
 
+# --- leaky_relu: z where z > 0, else 0.01 z (PyTorch's default slope) -------
+
+
+@jit(inline="always")
+def leaky_relu_forward(z):
+    slope = z.dtype.type(0.01)
+    zero = z.dtype.type(0)
+    for c in range(z.shape[0]):
+        v = z[c]
+        z[c] = v if v > zero else slope * v
+
+
+@jit(inline="always")
+def leaky_relu_backward(z, a, d):
+    """``d`` where the output ``a > 0`` (exactly where ``z > 0``), else
+    ``0.01 d``, as PyTorch's (slope 0.01 at ``z == 0``)."""
+    slope = d.dtype.type(0.01)
+    zero = d.dtype.type(0)
+    for c in range(d.shape[0]):
+        v = d[c]
+        d[c] = v if a[c] > zero else slope * v
+
+
+# --- elu: z where z > 0, else exp(z) - 1 (alpha 1) ----------------------------
+
+
+@jit(inline="always")
+def elu_forward(z):
+    zero = z.dtype.type(0)
+    for c in range(z.shape[0]):
+        v = z[c]
+        z[c] = v if v > zero else np.expm1(v)
+
+
+@jit(inline="always")
+def elu_backward(z, a, d):
+    """``d`` where ``a > 0``, else ``d * (a + 1)`` (``exp(z)``), from the
+    output as PyTorch's."""
+    zero = d.dtype.type(0)
+    one = d.dtype.type(1)
+    for c in range(d.shape[0]):
+        v = d[c]
+        d[c] = v if a[c] > zero else v * (a[c] + one)
+
+
+# --- silu: z * logistic(z) ---------------------------------------------------
+
+
+@jit(inline="always")
+def silu_forward(z):
+    one = z.dtype.type(1)
+    for c in range(z.shape[0]):
+        v = z[c]
+        z[c] = v / (one + np.exp(-v))
+
+
+@jit(inline="always")
+def silu_backward(z, a, d):
+    """``d * s * (1 + z * (1 - s))``, ``s = logistic(z)``: reads the
+    pre-activation."""
+    one = z.dtype.type(1)
+    for c in range(d.shape[0]):
+        v = z[c]
+        s = one / (one + np.exp(-v))
+        d[c] = d[c] * (s * (one + v * (one - s)))
+
+
+# --- softplus: log(1 + exp(z)) -----------------------------------------------
+
+
+@jit(inline="always")
+def softplus_forward(z):
+    """``max(z, 0) + log1p(exp(-|z|))``: no overflow for large ``z``."""
+    zero = z.dtype.type(0)
+    for c in range(z.shape[0]):
+        v = z[c]
+        z[c] = max(v, zero) + np.log1p(np.exp(-abs(v)))
+
+
+@jit(inline="always")
+def softplus_backward(z, a, d):
+    """``d * logistic(z)``, from the output: ``logistic(z) = 1 - exp(-a)``,
+    computed as ``-expm1(-a)`` to keep its precision where ``a`` is small."""
+    for c in range(d.shape[0]):
+        d[c] = d[c] * -np.expm1(-a[c])
+
+
 # --- output functions (an output head's; their derivative is the head's) ---
 
 
@@ -152,6 +239,14 @@ def activate(z, act):
         tanh_forward(z)
     elif act == GELU:
         gelu_forward(z)
+    elif act == LEAKY_RELU:
+        leaky_relu_forward(z)
+    elif act == ELU:
+        elu_forward(z)
+    elif act == SILU:
+        silu_forward(z)
+    elif act == SOFTPLUS:
+        softplus_forward(z)
     elif act == SOFTMAX:
         softmax_forward(z)
     elif act == EXP:
@@ -170,4 +265,12 @@ def derivative(z, a, d, act):
         tanh_backward(z, a, d)
     elif act == GELU:
         gelu_backward(z, a, d)
+    elif act == LEAKY_RELU:
+        leaky_relu_backward(z, a, d)
+    elif act == ELU:
+        elu_backward(z, a, d)
+    elif act == SILU:
+        silu_backward(z, a, d)
+    elif act == SOFTPLUS:
+        softplus_backward(z, a, d)
 

@@ -16,14 +16,19 @@ RELU = 3
 SOFTMAX = 4
 EXP = 5
 GELU = 6
+LEAKY_RELU = 7
+ELU = 8
+SILU = 9
+SOFTPLUS = 10
 
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU,
-               "gelu": GELU}
+               "gelu": GELU, "leaky_relu": LEAKY_RELU, "elu": ELU, "silu": SILU,
+               "softplus": SOFTPLUS}
 
 # The activations whose derivative reads the pre-activation z (not only
 # the output): the training kernels keep z of their layers in the work
 # bundle's ``pre`` buffer, which is empty when no layer needs it.
-NEEDS_PRE = frozenset({GELU})
+NEEDS_PRE = frozenset({GELU, SILU})
 # The same as a flag per activation code (a tuple the kernels index).
 PRE_FLAGS = tuple(code in NEEDS_PRE
                   for code in range(max(*ACTIVATIONS.values(), SOFTMAX, EXP) + 1))

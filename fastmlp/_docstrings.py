@@ -11,8 +11,10 @@ _PARAMETERS_DOC = """
         The ith element represents the number of neurons in the ith
         hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu', 'gelu'}, default='relu'
-        Activation function for the hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'gelu', 'leaky_relu', \
+            'elu', 'silu', 'softplus'} or list of them, default='relu'
+        Activation function for the hidden layer; a list or tuple gives one
+        per hidden layer (fastmlp only), in order.
 
         - 'identity', no-op activation, useful to implement linear bottleneck,
           returns f(x) = x
@@ -28,7 +30,20 @@ _PARAMETERS_DOC = """
 
         - 'gelu', the Gaussian error linear unit (exact form, PyTorch's
           default), returns f(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))).
-          Not in scikit-learn: :meth:`to_sklearn` refuses such a model.
+
+        - 'leaky_relu', returns f(x) = x where x > 0, else 0.01 * x
+          (PyTorch's default slope).
+
+        - 'elu', returns f(x) = x where x > 0, else exp(x) - 1 (alpha 1).
+
+        - 'silu' (swish), returns f(x) = x / (1 + exp(-x)).
+
+        - 'softplus', returns f(x) = log(1 + exp(x)), computed without
+          overflow.
+
+        The last five, and a list of different names, are fastmlp's only:
+        :meth:`to_sklearn` refuses such a model, :func:`fastmlp.to_onnx`
+        exports it.
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The solver for weight optimization.

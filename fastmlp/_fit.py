@@ -26,7 +26,7 @@ from ._engine import FullBatchObjective, Inputs, StochasticTrainer
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, TrainingMonitor
 from ._threads import resolve_threads, threads
-from ._validation import _check_hidden_layer_sizes, _check_weight_sums
+from ._validation import _check_hidden_layer_sizes, _check_weight_sums, _hidden_codes
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -123,6 +123,7 @@ class _FitMixin:
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        _hidden_codes(self.activation, len(hidden_layer_sizes))
         if self.solver not in STOCHASTIC_SOLVERS:
             self._check_full_batch_params()
         first_pass = not hasattr(self, "coefs_") or (

@@ -97,12 +97,17 @@ class Layout:
         then ``b = rs.uniform(-b, b, fan_out)`` with
         ``b = sqrt(f / (fan_in + fan_out))``, ``f = 2`` for the logistic
         activation and 6 otherwise, drawn in float64 and cast to ``dtype``.
+        ``activation`` is one name, or one per hidden layer (a sequence):
+        then each layer's is that of the hidden layer it feeds, the output
+        layer's that of the last hidden layer.
         The same ``random_state`` therefore gives scikit-learn's initial
         weights bit for bit.
         """
-        factor = 2.0 if activation == "logistic" else 6.0
         theta = np.empty(self.size, dtype=dtype)
+        n_hidden = self.n_weight_layers - 1
         for i in range(self.n_weight_layers):
+            act = activation if isinstance(activation, str) else activation[min(i, n_hidden - 1)]
+            factor = 2.0 if act == "logistic" else 6.0
             fi, fo = int(self.units[i]), int(self.units[i + 1])
             bound = np.sqrt(factor / (fi + fo))
             self.coef_view(theta, i)[...] = random_state.uniform(-bound, bound, (fi, fo))

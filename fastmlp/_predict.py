@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from ._codes import ACTIVATIONS, HEADS
+from ._codes import HEADS
 from ._engine import (
     PREDICT_CHUNK,
     Inputs,
@@ -24,16 +24,21 @@ from ._engine import (
 )
 from ._layout import Layout
 from ._threads import resolve_threads, serial_predict_max_rows, threads
-from ._validation import _layer_units, _validate_for_predict
+from ._validation import _hidden_codes, _layer_units, _validate_for_predict
 
 
 @functools.lru_cache(maxsize=32)
 def _network(units, activation, out_activation, dtype):
     """The (immutable) kernel description of an architecture, memoised so
-    a small prediction does not rebuild it."""
-    n_hidden = len(units) - 2
-    return Network(Layout(units), [ACTIVATIONS[activation]] * n_hidden,
+    a small prediction does not rebuild it (``activation``: one name, or a
+    tuple of one per hidden layer)."""
+    return Network(Layout(units), _hidden_codes(activation, len(units) - 2),
                    HEADS[out_activation], dtype)
+
+
+def _hashable(activation):
+    """``activation`` as a key of :func:`_network`'s memo (a list as a tuple)."""
+    return activation if isinstance(activation, str) else tuple(activation)
 
 
 class _SmallPredictor:
@@ -110,7 +115,7 @@ class _PredictMixin:
 
     def _network(self, layout, dtype):
         """The kernel description of this model's network in ``layout``."""
-        return _network(tuple(int(u) for u in layout.units), self.activation,
+        return _network(tuple(int(u) for u in layout.units), _hashable(self.activation),
                         self.out_activation_, np.dtype(dtype))
 
     def _forward_pass_fast(self, X, check_input=True):
@@ -150,7 +155,7 @@ class _PredictMixin:
             raise ValueError(
                 f"X has {X.shape[1]} features, but coefs_[0] expects {units[0]} input "
                 "features.")
-        net = _network(units, activation, out_activation, dtype)
+        net = _network(units, _hashable(activation), out_activation, dtype)
         theta = self._flat_params(net.layout, dtype, coefs, intercepts)
         if type(X) is np.ndarray and X.shape[0] <= serial_predict_max_rows(net.layout.n_weights):
             # A small prediction: the serial kernels on the calling thread,

@@ -79,12 +79,32 @@ def _options(names, theirs):
     return [StrOptions(set(names))]
 
 
+def _hidden_codes(activation, n_hidden):
+    """The activation code of each of ``n_hidden`` hidden layers, a tuple:
+    ``activation`` is one name for all (validated by the constraints) or a
+    list or tuple of one name per hidden layer, checked here."""
+    if isinstance(activation, str):
+        return (ACTIVATIONS[activation],) * n_hidden
+    names = list(activation)
+    bad = [a for a in names if not (isinstance(a, str) and a in ACTIVATIONS)]
+    if bad:
+        raise ValueError(
+            f"activation lists one name per hidden layer among {sorted(ACTIVATIONS)}; got "
+            f"{bad[0]!r}.")
+    if len(names) != n_hidden:
+        raise ValueError(
+            f"activation lists {len(names)} names but the network has {n_hidden} hidden "
+            "layers: give one per hidden layer (or one name for all).")
+    return tuple(ACTIVATIONS[a] for a in names)
+
+
 def _constraints():
     """The estimators' parameter constraints: scikit-learn's, with
     ``activation``, ``solver`` and ``learning_rate`` built from the option
-    tables of :mod:`fastmlp._codes`."""
+    tables of :mod:`fastmlp._codes` (``activation`` also takes a list or
+    tuple of names, one per hidden layer: :func:`_hidden_codes`)."""
     sk = _sklearn_constraints()
-    return {**sk, "activation": _options(ACTIVATIONS, sk["activation"]),
+    return {**sk, "activation": _options(ACTIVATIONS, sk["activation"]) + [list, tuple],
             "solver": _options(SOLVERS, sk["solver"]),
             "learning_rate": _options(LEARNING_RATES, sk["learning_rate"])}
 

@@ -30,7 +30,8 @@ import scipy.sparse as sp
 from scipy.special import erf, expit, xlogy
 
 #: Hidden activation names understood by this module.
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "gelu")
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "gelu", "leaky_relu", "elu",
+                      "silu", "softplus")
 
 #: Output head names (output activation + loss) understood by this module.
 #: ``softmax``: softmax + categorical cross-entropy; ``logistic``: logistic +
@@ -153,8 +154,8 @@ def hidden_activation(Z, name):
     ----------
     Z : ndarray
         Pre-activations.
-    name : {"identity", "logistic", "tanh", "relu"}
-        Activation name.
+    name : str
+        Activation name, one of :data:`HIDDEN_ACTIVATIONS`.
 
     Returns
     -------
@@ -171,6 +172,14 @@ def hidden_activation(Z, name):
         return np.maximum(Z, 0)
     if name == "gelu":
         return 0.5 * Z * (1 + erf(Z / np.sqrt(2)))
+    if name == "leaky_relu":
+        return np.where(Z > 0, Z, 0.01 * Z)
+    if name == "elu":
+        return np.where(Z > 0, Z, np.expm1(np.minimum(Z, 0)))
+    if name == "silu":
+        return Z * expit(Z)
+    if name == "softplus":
+        return np.logaddexp(Z, 0).astype(Z.dtype)
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
@@ -204,6 +213,15 @@ def hidden_derivative(Z, A, name):
         return (A != 0).astype(A.dtype)
     if name == "gelu":
         return 0.5 * (1 + erf(Z / np.sqrt(2))) + Z * np.exp(-Z**2 / 2) / np.sqrt(2 * np.pi)
+    if name == "leaky_relu":
+        return np.where(Z > 0, one, A.dtype.type(0.01))
+    if name == "elu":
+        return np.where(Z > 0, one, np.exp(np.minimum(Z, 0)))
+    if name == "silu":
+        s = expit(Z)
+        return s * (one + Z * (one - s))
+    if name == "softplus":
+        return expit(Z)
     raise ValueError(f"unknown hidden activation {name!r}")
 
 
@@ -239,6 +257,12 @@ def output_activation(Z, head):
 # --------------------------------------------------------------------------
 
 
+def layer_activation(activation, i):
+    """Hidden layer ``i``'s activation: ``activation`` itself when it is one
+    name, else its ``i``-th (a sequence of one name per hidden layer)."""
+    return activation if isinstance(activation, str) else activation[i]
+
+
 def forward(X, coefs, intercepts, activation, head):
     """Forward pass keeping every layer's activations.
 
@@ -248,8 +272,8 @@ def forward(X, coefs, intercepts, activation, head):
         Input.
     coefs, intercepts : list of ndarray
         Per-layer weights ``(fan_in, fan_out)`` and biases ``(fan_out,)``.
-    activation : {"identity", "logistic", "tanh", "relu"}
-        Hidden activation (all hidden layers).
+    activation : str or sequence of str
+        Hidden activation (all hidden layers), or one per hidden layer.
     head : {"softmax", "logistic", "identity", "exp"}
         Output head.
 
@@ -264,7 +288,7 @@ def forward(X, coefs, intercepts, activation, head):
     for i, (w, b) in enumerate(zip(coefs, intercepts)):
         z = _dot(activations[-1], w) + b
         if i < n_layers - 1:
-            activations.append(hidden_activation(z, activation))
+            activations.append(hidden_activation(z, layer_activation(activation, i)))
         else:
             activations.append(output_activation(z, head))
     return activations
@@ -288,10 +312,10 @@ def pre_activations(X, coefs, intercepts, activation):
     """
     zs = []
     a = X
-    for w, b in zip(coefs[:-1], intercepts[:-1]):
+    for i, (w, b) in enumerate(zip(coefs[:-1], intercepts[:-1])):
         z = _dot(a, w) + b
         zs.append(z)
-        a = hidden_activation(z, activation)
+        a = hidden_activation(z, layer_activation(activation, i))
     return zs
 
 
@@ -440,7 +464,8 @@ def loss_and_gradients(X, Y, sample_weight, coefs, intercepts, activation, head,
         coef_grads[i] = (_dot(acts[i].T, delta) + alpha * coefs[i]) / sw_sum
         intercept_grads[i] = delta.sum(axis=0) / sw_sum
         if i > 0:
-            delta = _dot(delta, coefs[i].T) * hidden_derivative(zs[i - 1], acts[i], activation)
+            delta = _dot(delta, coefs[i].T) * hidden_derivative(
+                zs[i - 1], acts[i], layer_activation(activation, i - 1))
     return loss, coef_grads, intercept_grads
 
 

@@ -25,7 +25,9 @@ def _message(est, y, **params):
                                          ("learning_rate", _codes.LEARNING_RATES)])
 def test_string_options_are_the_tables(name, table):
     for cls in (fastmlp.MLPClassifier, fastmlp.MLPRegressor):
-        (constraint,) = cls._parameter_constraints[name]
+        constraint, *others = cls._parameter_constraints[name]
+        # activation: also a list or tuple, one name per hidden layer
+        assert others == ([list, tuple] if name == "activation" else [])
         assert isinstance(constraint, StrOptions)
         assert set(constraint.options) == set(table)
 
