@@ -16,9 +16,9 @@ The network is described once, by :func:`_write_mlp`, which writes through
 a small writer interface: :class:`_ModelWriter` collects a standalone graph
 for :func:`to_onnx`, :class:`_ContainerWriter` writes into skl2onnx's
 container for its converters. Only ONNX's default domain is used, with ops
-that onnxruntime's CPU provider runs in float and in double (its ``Erf``
-has no double kernel: double graphs evaluate erf with a piecewise
-polynomial, see :func:`_erf`).
+that onnxruntime's CPU provider runs in float and in double: its ``Elu``
+and ``Erf`` have no double kernel, so elu is written with ``Where`` and
+double graphs evaluate erf with a piecewise polynomial (:func:`_erf`).
 
 Neither onnx nor skl2onnx is imported with this module: they are optional
 dependencies, imported by the functions that need them.
@@ -35,8 +35,8 @@ from sklearn.utils.validation import check_is_fitted
 # release 1.14 on, and skl2onnx 1.20 converts with it (its own default is
 # higher; a pipeline's opset is skl2onnx's choice, see register_onnx_converters).
 TARGET_OPSET = 18
-# The oldest opset the graph is written for: Softmax, ArgMax, Clip and
-# Gather have their current signatures from opset 13 on.
+# The oldest opset the graph is written for: Softmax has its current
+# (one-axis) definition from opset 13 on.
 MIN_OPSET = 13
 
 # The hidden activations that can be exported (``estimator.activation``).
@@ -82,7 +82,7 @@ class _Writer:
 
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
-        self._scalars = {}
+        self._shared = {}
 
     def op(self, op_type, inputs, out=None, **attrs):
         """Add node ``op_type(*inputs)`` with attributes ``attrs``.
@@ -102,14 +102,17 @@ class _Writer:
         self._initializer(name, value)
         return name
 
+    def shared(self, key, value, hint):
+        """:meth:`const`, one initialiser per ``key`` however often asked."""
+        if key not in self._shared:
+            self._shared[key] = self.const(value, hint)
+        return self._shared[key]
+
     def scalar(self, value, dtype=None):
         """A 0-d constant in ``dtype`` (default: the network's dtype), one
         initialiser per value and dtype."""
         dtype = self.dtype if dtype is None else np.dtype(dtype)
-        key = (dtype.str, value)
-        if key not in self._scalars:
-            self._scalars[key] = self.const(np.array(value, dtype=dtype), "c")
-        return self._scalars[key]
+        return self.shared((dtype.str, value), np.array(value, dtype=dtype), "c")
 
     def _name(self, hint):
         raise NotImplementedError
@@ -218,9 +221,10 @@ def _leaky_relu(w, z, out=None):
 
 
 def _elu(w, z, out=None):
-    """``z`` where ``z >= 0``, else ``exp(z) - 1`` (alpha 1, exact in the
-    float attribute)."""
-    return w.op("Elu", [z], out, alpha=1.0)
+    """``z`` where ``z > 0``, else ``exp(z) - 1`` (alpha 1). Not ONNX's Elu:
+    onnxruntime runs it in float only."""
+    positive = w.op("Greater", [z, w.scalar(0.0)])
+    return w.op("Where", [positive, z, w.op("Sub", [w.op("Exp", [z]), w.scalar(1.0)])], out)
 
 
 def _silu(w, z, out=None):
@@ -285,13 +289,15 @@ def _erf(w, x):
     a = w.op("Abs", [x])
     k = w.op("Cast", [w.op("Floor", [w.op("Mul", [a, w.scalar(1.0 / _ERF_STEP)])])],
              to=_INT64)
-    # (a NaN or huge |x| casts to any integer: clipped, and Where drops it)
+    # (|x| past the end, or NaN, casts to any integer: clipped here, and
+    # Where takes 1, or keeps the NaN, below)
     k = w.op("Clip", [k, w.scalar(0, np.int64), w.scalar(len(centres) - 1, np.int64)])
-    t = w.op("Sub", [a, w.op("Gather", [w.const(centres, "erf_centre"), k], axis=0)])
-    y = w.op("Gather", [w.const(coefs[:, -1], "erf_coef"), k], axis=0)
-    for j in range(_ERF_DEGREE - 1, -1, -1):
-        coef = w.op("Gather", [w.const(coefs[:, j], "erf_coef"), k], axis=0)
-        y = w.op("Add", [w.op("Mul", [y, t]), coef])
+    centre = w.shared("erf_centre", centres, "erf_centre")
+    t = w.op("Sub", [a, w.op("Gather", [centre, k], axis=0)])
+    y = None
+    for j in range(_ERF_DEGREE, -1, -1):  # Horner
+        coef = w.op("Gather", [w.shared(("erf", j), coefs[:, j], "erf_coef"), k], axis=0)
+        y = coef if y is None else w.op("Add", [w.op("Mul", [y, t]), coef])
     inside = w.op("Less", [a, w.scalar(_ERF_END)])
     y = w.op("Where", [inside, y, w.scalar(1.0)])
     return w.op("Mul", [w.op("Sign", [x]), y])
@@ -357,9 +363,10 @@ def _class_labels(est):
     return np.array([str(c) for c in classes], dtype=object)
 
 
-def _output_spec(est, dtype):
+def _output_spec(est, dtype, labels=None):
     """``[(name, ONNX element type, shape), ...]`` of the graph's outputs
-    for input in ``dtype``; ``None`` is the number of samples."""
+    computed in ``dtype`` (``labels``: see :func:`_write_mlp`); ``None``
+    is the number of samples."""
     elem = _ELEM_TYPES[np.dtype(dtype)]
     task = _task(est)
     if task == "regression":
@@ -367,11 +374,12 @@ def _output_spec(est, dtype):
     if task == "multilabel":
         return [("label", _INT64, [None, est.n_outputs_]),
                 ("probabilities", elem, [None, est.n_outputs_])]
-    label = _INT64 if _class_labels(est).dtype == np.int64 else _STRING
+    labels = _class_labels(est) if labels is None else labels
+    label = _INT64 if labels.dtype == np.int64 else _STRING
     return [("label", label, [None]), ("probabilities", elem, [None, len(est.classes_)])]
 
 
-def _write_mlp(w, est, x, outputs):
+def _write_mlp(w, est, x, outputs, labels=None):
     """Write the network of ``est`` from input ``x`` (in ``w.dtype``).
 
     Parameters
@@ -385,6 +393,10 @@ def _write_mlp(w, est, x, outputs):
         The input, of shape (n_samples, n_features).
     outputs : list of str
         The names of the outputs, in :func:`_output_spec`'s order.
+    labels : ndarray of shape (n_classes,), default=None
+        What the multiclass or binary label output holds for each class:
+        by default :func:`_class_labels`; skl2onnx's ``nocl`` option gives
+        the class indices.
     """
     hidden = _hidden_activations(est)
     task = _task(est)
@@ -408,20 +420,20 @@ def _write_mlp(w, est, x, outputs):
             w.op({"logistic": "Sigmoid", "softmax": "Softmax"}[out], [z], outputs[0])
         return
     label, proba = outputs
+    labels = _class_labels(est) if labels is None else labels
     if task == "multiclass":
         w.op("Softmax", [z], proba, axis=1)
         index = w.op("ArgMax", [proba], axis=1, keepdims=0)  # the first maximum
-        w.op("Gather", [w.const(_class_labels(est), "classes"), index], label, axis=0)
+        w.op("Gather", [w.const(labels, "classes"), index], label, axis=0)
     elif task == "binary":
         p = w.op("Sigmoid", [z])
         w.op("Concat", [w.op("Sub", [w.scalar(1.0), p]), p], proba, axis=1)
         # LabelBinarizer's threshold, (pos_label + neg_label) / 2
         index = w.op("Cast", [w.op("Greater", [p, w.scalar(0.5)])], to=_INT64)
         index = w.op("Reshape", [index, w.const(np.array([-1], np.int64), "shape")])
-        classes = _class_labels(est)
-        if len(classes) == 1:  # a one-class fit always predicts it
-            classes = np.repeat(classes, 2)
-        w.op("Gather", [w.const(classes, "classes"), index], label, axis=0)
+        if len(labels) == 1:  # a one-class fit always predicts it
+            labels = np.repeat(labels, 2)
+        w.op("Gather", [w.const(labels, "classes"), index], label, axis=0)
     else:  # multilabel: one logistic output per label
         w.op("Sigmoid", [z], proba)
         w.op("Cast", [w.op("Greater", [proba, w.scalar(0.5)])], label, to=_INT64)
@@ -453,8 +465,8 @@ def _input_type(X):
             "X must be a sample of the input of shape (n_samples, n_features), "
             f"got an array of shape {tuple(shape)}."
         )
-    if dtype.kind not in "biuf":
-        raise TypeError(f"X must be numeric, got dtype {dtype}.")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:  # (long double: no ONNX type)
+        raise TypeError(f"X must be numeric, of at most 64 bits, got dtype {dtype}.")
     return dtype, shape[1]
 
 
@@ -547,7 +559,8 @@ def to_onnx(estimator, X, *, target_opset=None):
     opset = TARGET_OPSET if target_opset is None else int(target_opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
-        raise ValueError(f"target_opset must be from {MIN_OPSET} to {newest}, got {target_opset!r}.")
+        raise ValueError(
+            f"target_opset must be from {MIN_OPSET} to {newest}, got {target_opset!r}.")
     if "skl2onnx" in sys.modules:
         register_onnx_converters()
 
@@ -586,6 +599,16 @@ def _compute_dtype(variable):
     return np.float64 if isinstance(variable.type, DoubleTensorType) else np.float32
 
 
+def _converter_labels(scope, est):
+    """The label values under skl2onnx's options: the class indices with
+    ``nocl=True``, else None (the classes)."""
+    if _task(est) in ("regression", "multilabel"):
+        return None
+    if scope.get_options(est, dict(nocl=False))["nocl"]:
+        return np.arange(len(est.classes_), dtype=np.int64)
+    return None
+
+
 def _calculate_shapes(operator):
     """skl2onnx shape calculator: the outputs' types from
     :func:`_output_spec`."""
@@ -604,7 +627,8 @@ def _calculate_shapes(operator):
     n = operator.inputs[0].get_first_dimension()
     types = {_FLOAT: FloatTensorType, _DOUBLE: DoubleTensorType, _INT64: Int64TensorType,
              _STRING: StringTensorType}
-    spec = _output_spec(est, _compute_dtype(operator.inputs[0]))
+    labels = _converter_labels(operator.scope_inst, est)
+    spec = _output_spec(est, _compute_dtype(operator.inputs[0]), labels)
     for variable, (_, elem, shape) in zip(operator.outputs, spec):
         variable.type = types[elem]([n] + shape[1:])
 
@@ -619,7 +643,9 @@ def _convert(scope, operator, container):
     same = DoubleTensorType if dtype == np.float64 else FloatTensorType
     if not isinstance(operator.inputs[0].type, same):
         x = w.op("Cast", [x], to=_ELEM_TYPES[np.dtype(dtype)])
-    _write_mlp(w, operator.raw_operator, x, [o.full_name for o in operator.outputs])
+    est = operator.raw_operator
+    _write_mlp(w, est, x, [o.full_name for o in operator.outputs],
+               _converter_labels(scope, est))
 
 
 def register_onnx_converters():
@@ -628,9 +654,11 @@ def register_onnx_converters():
     After this call ``skl2onnx.to_onnx`` (and ``convert_sklearn``) convert
     fastmlp's MLPClassifier and MLPRegressor, alone or inside a Pipeline,
     with the graph :func:`to_onnx` writes. Classifiers take skl2onnx's
-    ``zipmap`` option: ``False`` gives the outputs ``label`` and
-    ``probabilities``; the default ``True`` (and ``'columns'``) appends
-    skl2onnx's ZipMap, as for its own classifiers. Calling it again does
+    options as its own classifiers do: ``zipmap`` (``False`` gives the
+    outputs ``label`` and ``probabilities``; the default ``True``, and
+    ``'columns'``, append skl2onnx's ZipMap, which ONNX defines for float
+    input only: use ``zipmap=False`` for double), ``nocl`` (labels are
+    class indices) and ``output_class_labels``. Calling it again does
     nothing new.
 
     Raises
@@ -647,6 +675,8 @@ def register_onnx_converters():
     from ._estimators import MLPClassifier, MLPRegressor
 
     update_registered_converter(MLPClassifier, "FastmlpMLPClassifier", _calculate_shapes,
-                                _convert, options={"zipmap": [True, False, "columns"]})
+                                _convert, options={"zipmap": [True, False, "columns"],
+                                                   "nocl": [False, True],
+                                                   "output_class_labels": [False, True]})
     update_registered_converter(MLPRegressor, "FastmlpMLPRegressor", _calculate_shapes,
                                 _convert)
