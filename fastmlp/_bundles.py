@@ -48,6 +48,7 @@ from ._codes import (
     ADAM,
     H64_BETA1,
     H64_BETA2,
+    H64_DROP_SEED,
     H64_HORIZON,
     H64_LR_INIT,
     H64_SCHEDULE,
@@ -73,7 +74,7 @@ from ._codes import (
     OFF_W,
 )
 
-Shape = namedtuple("Shape", ["units", "offsets", "acts", "head"])
+Shape = namedtuple("Shape", ["units", "offsets", "acts", "drop", "head"])
 Shape.__doc__ = """The network's shape.
 
 units : (L + 1,) int64, ``[n_features, hidden..., n_outputs]``.
@@ -81,6 +82,8 @@ offsets : (L, 3) int64; row ``l``: layer ``l``'s weights and biases in
     the parameter buffers (columns OFF_W, OFF_B) and its (rows, units[l + 1])
     block in the work buffers (OFF_A).
 acts : (max(L - 1, 1),) int64, each hidden layer's activation code.
+drop : (max(L - 1, 1),) float64, each hidden layer's dropout rate in
+    [0, 1) while training (read only where ``Work.dropped`` is not empty).
 head : int, the output head's code.
 """
 
@@ -99,7 +102,7 @@ nesterov : bool, SGD's Nesterov momentum.
 """
 
 Batch = namedtuple("Batch", ["X", "Xs", "bidx", "data", "indices", "indptr", "cdata",
-                             "crows", "cptr", "Y", "sw", "n"])
+                             "crows", "cptr", "Y", "sw", "ids", "n"])
 Batch.__doc__ = """The rows a kernel works on.
 
 X : (n, k) dense rows; where ``bidx`` is not empty, the forward pass first
@@ -109,16 +112,21 @@ data, indices, indptr : a sparse input as CSR (int64 indices, n + 1 row
     pointers); ``X`` then has no rows.
 cdata, crows, cptr : the same rows as CSC, for the first layer's gradient.
 Y : (n, n_outputs) targets; sw : (n,) sample weights.
+ids : (n,) int64, each row's index in the training set, which dropout's
+    masks are drawn for (empty without dropout).
 n : int, the number of rows.
 """
 
-Work = namedtuple("Work", ["acts", "deltas", "pre", "row_loss", "shares"])
+Work = namedtuple("Work", ["acts", "deltas", "pre", "dropped", "row_loss", "shares"])
 Work.__doc__ = """The work buffers of a batch.
 
 acts, deltas : flat; layer ``l``'s (n, units[l + 1]) block starts at
     ``offsets[l, OFF_A]``.
 pre : the layers' pre-activations in the same blocks, where some hidden
     activation needs them (NEEDS_PRE), else empty.
+dropped : the hidden layers' outputs after dropout, in the same blocks,
+    where a training fit drops units (the next layer and the gradient read
+    them; ``acts`` keeps the outputs the derivatives read), else empty.
 row_loss : (n,) float64, each row's loss.
 shares : the row tasks' shares of the gradient, or empty (see
     :func:`fastmlp._engine.gradient_shares`).
@@ -132,7 +140,7 @@ def empty(dtype):
     return _EMPTY[np.dtype(dtype).type]
 
 
-def make_shape(layout, hidden_codes, head, rows):
+def make_shape(layout, hidden_codes, head, rows, drop=None):
     """The shape bundle of a network whose work buffers hold ``rows`` rows.
 
     Parameters
@@ -141,6 +149,8 @@ def make_shape(layout, hidden_codes, head, rows):
     hidden_codes : sequence of int, one activation code per hidden layer.
     head : int
     rows : int, the rows of each layer's block in the work buffers.
+    drop : sequence of float, default=None
+        Each hidden layer's dropout rate (None: no dropout).
 
     Returns
     -------
@@ -157,7 +167,10 @@ def make_shape(layout, hidden_codes, head, rows):
     acts = np.asarray(hidden_codes, dtype=np.int64).reshape(-1)
     if acts.size == 0:  # Numba needs a typed, non-empty array
         acts = np.zeros(1, dtype=np.int64)
-    return Shape(layout.units, offsets, acts, int(head)), int(sizes.sum())
+    rates = np.zeros(acts.size, dtype=np.float64)
+    if drop is not None:
+        rates[:len(drop)] = drop
+    return Shape(layout.units, offsets, acts, rates, int(head)), int(sizes.sum())
 
 
 def needs_pre(shape):
@@ -165,37 +178,46 @@ def needs_pre(shape):
     return any(int(a) in NEEDS_PRE for a in shape.acts[:len(shape.units) - 2])
 
 
-def make_hyper(dtype, *, learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0,
-               epsilon=0.0, alpha=0.0, weight_decay=0.0, clip_grad_norm=0.0, schedule=0,
-               warmup=0.0, horizon=1.0):
+# The settings make_hyper takes, with their defaults (0: off). Where each
+# goes: the slot tables of make_hyper; a setting is one more entry here.
+HYPER_SETTINGS = dict(learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0, epsilon=0.0,
+                      alpha=0.0, weight_decay=0.0, clip_grad_norm=0.0, schedule=0, warmup=0.0,
+                      horizon=1.0, dropout_seed=0)
+# setting -> its slots in ``hyper`` (the parameter dtype) and in ``hyper64``
+_HYPER_SLOTS = dict(learning_rate=(H_LR, H_BASE_LR), momentum=(H_MOMENTUM,), beta_1=(H_BETA1,),
+                    beta_2=(H_BETA2,), epsilon=(H_EPSILON,), alpha=(H_ALPHA,),
+                    weight_decay=(H_WEIGHT_DECAY,), clip_grad_norm=(H_CLIP,))
+_HYPER64_SLOTS = dict(learning_rate=H64_LR_INIT, beta_1=H64_BETA1, beta_2=H64_BETA2,
+                      schedule=H64_SCHEDULE, warmup=H64_WARMUP, horizon=H64_HORIZON,
+                      dropout_seed=H64_DROP_SEED)
+
+
+def make_hyper(dtype, **settings):
     """The ``hyper`` and ``hyper64`` arrays of the parameter bundle.
 
-    ``1 - beta`` is formed in float64 then rounded to the dtype, as
-    scikit-learn's ``(1 - self.beta_1) * grad`` does for float32 arrays.
-    ``schedule`` (a code of STEP_SCHEDULES, or NO_SCHEDULE), ``warmup`` and
-    ``horizon`` (in epochs) are a per-step schedule's; the position of each
-    epoch in it is the trainer's to set.
+    ``settings`` are among :data:`HYPER_SETTINGS` (the others keep their
+    defaults): the solvers' rates and moments, ``alpha``,
+    ``weight_decay``, ``clip_grad_norm``; ``schedule`` (a code of
+    STEP_SCHEDULES, or NO_SCHEDULE), ``warmup`` and ``horizon`` (in
+    epochs), a per-step schedule's (the position of each epoch in it is
+    the trainer's to set); ``dropout_seed`` (below 2**53), the seed of
+    dropout's masks (:mod:`fastmlp._dropout`). ``1 - beta`` is formed in
+    float64 then rounded to the dtype, as scikit-learn's ``(1 -
+    self.beta_1) * grad`` does for float32 arrays.
     """
+    unknown = set(settings) - set(HYPER_SETTINGS)
+    if unknown:
+        raise TypeError(f"make_hyper() got unexpected settings {sorted(unknown)}")
+    values = {**HYPER_SETTINGS, **settings}
     hyper = np.zeros(N_HYPER, dtype=dtype)
-    hyper[H_LR] = learning_rate
-    hyper[H_BASE_LR] = learning_rate
-    hyper[H_MOMENTUM] = momentum
-    hyper[H_BETA1] = beta_1
-    hyper[H_ONE_MINUS_BETA1] = 1 - beta_1
-    hyper[H_BETA2] = beta_2
-    hyper[H_ONE_MINUS_BETA2] = 1 - beta_2
-    hyper[H_EPSILON] = epsilon
-    hyper[H_ALPHA] = alpha
-    hyper[H_LOG_EPS] = np.finfo(dtype).eps
-    hyper[H_WEIGHT_DECAY] = weight_decay
-    hyper[H_CLIP] = clip_grad_norm
     hyper64 = np.zeros(N_HYPER64, dtype=np.float64)
-    hyper64[H64_LR_INIT] = learning_rate
-    hyper64[H64_BETA1] = beta_1
-    hyper64[H64_BETA2] = beta_2
-    hyper64[H64_SCHEDULE] = schedule
-    hyper64[H64_WARMUP] = warmup
-    hyper64[H64_HORIZON] = horizon
+    for name, slots in _HYPER_SLOTS.items():
+        hyper[list(slots)] = values[name]
+    for name, slot in _HYPER64_SLOTS.items():
+        hyper64[slot] = values[name]
+    hyper[H_ONE_MINUS_BETA1] = 1 - values["beta_1"]
+    hyper[H_ONE_MINUS_BETA2] = 1 - values["beta_2"]
+    hyper[H_LOG_EPS] = np.finfo(dtype).eps
     return hyper, hyper64
 
 
@@ -231,7 +253,8 @@ def make_batch(X=None, Y=None, sw=None, *, n=None, Xs=None, bidx=None, csr=None,
     ``X`` : (n, k) dense rows (a sparse input: omit it and give ``csr``
     ``(data, indices, indptr)`` and ``n_cols``); ``csc`` the same rows as
     CSC; ``Xs``/``bidx`` the rows to gather into ``X``; ``Y`` (n, m)
-    targets, ``sw`` (n,) sample weights.
+    targets, ``sw`` (n,) sample weights. ``ids`` is empty (the epoch
+    kernels fill it: dropout's masks).
     """
     if dtype is None:
         dtype = (X if X is not None else csr[0]).dtype
@@ -247,7 +270,7 @@ def make_batch(X=None, Y=None, sw=None, *, n=None, Xs=None, bidx=None, csr=None,
     bidx = ie if bidx is None else bidx
     Y = X if Y is None else Y
     sw = fe if sw is None else sw
-    return Batch(X, Xs, bidx, data, indices, indptr, cdata, crows, cptr, Y, sw, int(n))
+    return Batch(X, Xs, bidx, data, indices, indptr, cdata, crows, cptr, Y, sw, ie, int(n))
 
 
 def make_work(shape, size, dtype, *, train=True, shares=None, rows=0):
@@ -255,13 +278,16 @@ def make_work(shape, size, dtype, *, train=True, shares=None, rows=0):
 
     ``train=False`` (a forward pass) makes the activations alone and gives
     the other fields arrays of their types; ``pre`` is made only where an
-    activation needs it. ``rows`` is the length of ``row_loss``.
+    activation needs it, ``dropped`` only where a hidden layer drops units
+    (``shape.drop``). ``rows`` is the length of ``row_loss``.
     """
     acts = np.zeros(size, dtype=dtype)
+    fe = empty(dtype)
     if not train:
-        fe = empty(dtype)
-        return Work(acts, acts, fe, empty(np.float64), fe)
-    pre = np.zeros(size, dtype=dtype) if needs_pre(shape) else empty(dtype)
-    shares = empty(dtype) if shares is None else shares
-    return Work(acts, np.zeros(size, dtype=dtype), pre, np.zeros(rows, dtype=np.float64),
-                shares)
+        return Work(acts, acts, fe, fe, empty(np.float64), fe)
+    pre = np.zeros(size, dtype=dtype) if needs_pre(shape) else fe
+    n_hidden = len(shape.units) - 2
+    dropped = np.zeros(size, dtype=dtype) if (shape.drop[:n_hidden] > 0).any() else fe
+    shares = fe if shares is None else shares
+    return Work(acts, np.zeros(size, dtype=dtype), pre, dropped,
+                np.zeros(rows, dtype=np.float64), shares)

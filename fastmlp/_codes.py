@@ -93,7 +93,8 @@ H64_EPOCH0 = 6
 H64_STEP0 = 7
 H64_EPOCH_STEPS = 8
 H64_RATE = 9
-N_HYPER64 = 10
+H64_DROP_SEED = 10  # dropout's seed (an integer below 2**53)
+N_HYPER64 = 11
 
 # Learning-rate schedules applied at every step (begin_step), for SGD and
 # Adam; scikit-learn's own ('constant', 'invscaling', 'adaptive') act per

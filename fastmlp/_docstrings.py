@@ -203,6 +203,17 @@ _CLASSIFIER_PARAMETERS_DOC = """
 """
 
 _FASTMLP_PARAMETERS_DOC = """
+    dropout : float or list of float, default=0.0
+        Inverted dropout on the hidden layers' outputs while training
+        (fastmlp only): each unit is zeroed with this probability and the
+        kept ones scaled by ``1 / (1 - dropout)``; a list or tuple gives one
+        rate in [0, 1) per hidden layer. Prediction uses every unit. The
+        masks come from a counter-based hash of a seed drawn from
+        ``random_state`` (drawn only when dropout is on), the epoch, the
+        training sample, the layer and the unit, so a model is the same at
+        any thread count and for dense or sparse input. Only for
+        solver='sgd' or 'adam' (lbfgs: a ValueError).
+
     weight_decay : float, default=0.0
         Decoupled weight decay (Loshchilov and Hutter; fastmlp only): before
         each step the weights, not the biases, are scaled by
@@ -306,8 +317,9 @@ _ATTRIBUTES_DOC = """
     history_ : list of dict
         One record per epoch (L-BFGS: per iteration) with keys ``'epoch'``
         (counted across warm starts and partial_fit calls), ``'loss'``,
-        ``'validation_score'`` (None without early stopping),
-        ``'learning_rate'`` (the base rate of the epoch; None for L-BFGS) and
+        ``'validation_score'`` and ``'validation_loss'`` (the loss function's
+        value on the validation set, true targets, no L2 term; both None
+        without early stopping), ``'learning_rate'`` (the base rate of the epoch; None for L-BFGS) and
         ``'seconds'`` (wall time of the epoch). fastmlp only.
 """
 

@@ -160,7 +160,8 @@ def _make_train_epoch(sparse):
             for r in range(n):
                 bsw[r] = sw[idx[start + r]]
             batch = ref(Batch(xin, X, bidx, buf.data, buf.indices, bptr[: n + 1],
-                              buf.cdata, buf.crows, buf.cptr, bY, bsw, n))
+                              buf.cdata, buf.crows, buf.cptr, bY, bsw,
+                              idx[start : start + n], n))
             begin_step(params)
             loss = loss_grad(params, shape, batch, work, sparse)
             total += loss * n
@@ -209,8 +210,8 @@ def _make_predict_chunk(sparse):
         ie = indices[:0]
         params = ref(Params(theta, theta, theta, theta, ie, theta, no_rows, np.int64(NO_STEP),
                             n < 0))
-        batch = ref(Batch(X, X, ie, data, indices, indptr, fe, ie, indptr, X, fe, n))
-        work = ref(Work(acts, acts, fe, no_rows, fe))
+        batch = ref(Batch(X, X, ie, data, indices, indptr, fe, ie, indptr, X, fe, ie, n))
+        work = ref(Work(acts, acts, fe, fe, no_rows, fe))
         shp = ref(shape)
         first = np.int64(0)
         if sparse:
@@ -389,12 +390,14 @@ class StochasticTrainer:
     **settings
         ``alpha``, ``learning_rate_init`` and the solver's own (``momentum``;
         ``beta_1``, ``beta_2``, ``epsilon``, scikit-learn's defaults where
-        not given): :func:`._bundles.make_hyper`'s keywords,
+        not given; ``dropout_seed`` with ``dropout``): :func:`._bundles.make_hyper`'s keywords,
         ``learning_rate_init`` for its ``learning_rate``.
+    dropout : sequence of float, default=None
+        Each hidden layer's dropout rate (None: no dropout).
     """
 
     def __init__(self, net, inputs, Y, sample_weight, batch_size, solver, *, nesterov=True,
-                 **settings):
+                 dropout=None, **settings):
         dt = net.dtype
         self.net = net
         self.inputs = inputs
@@ -415,6 +418,9 @@ class StochasticTrainer:
         prepare_predict(net, inputs.is_sparse)
 
         self.shape, size = net.shape(bs)
+        if dropout is not None:
+            self.shape = self.shape._replace(drop=make_shape(net.layout, net.hidden, net.head, 0,
+                                                             dropout)[0].drop)
         self.work = make_work(self.shape, size, dt, shares=gradient_shares(bs, P, dt), rows=bs)
         k = inputs.n_cols
         Yb = np.zeros((bs, Y.shape[1]), dtype=dt)

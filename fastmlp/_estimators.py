@@ -70,6 +70,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
 
     _parameter_constraints: dict = {
         **{k: v for k, v in CONSTRAINTS.items() if k != "loss"},
+        "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "lr_warmup": [Interval(Real, 0, None, closed="left")],
         "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
@@ -104,6 +105,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
         epsilon,
         n_iter_no_change,
         max_fun,
+        dropout=0.0,
         weight_decay=0.0,
         lr_warmup=0.0,
         clip_grad_norm=None,
@@ -134,6 +136,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, _InteropMixin, _FitMixin, _
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
         self.weight_decay = weight_decay
         self.lr_warmup = lr_warmup
         self.clip_grad_norm = clip_grad_norm
@@ -344,6 +347,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         max_fun=15000,
         class_weight=None,
         label_smoothing=0.0,
+        dropout=0.0,
         weight_decay=0.0,
         lr_warmup=0.0,
         clip_grad_norm=None,
@@ -375,6 +379,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            dropout=dropout,
             weight_decay=weight_decay,
             lr_warmup=lr_warmup,
             clip_grad_norm=clip_grad_norm,
@@ -587,6 +592,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        dropout=0.0,
         weight_decay=0.0,
         lr_warmup=0.0,
         clip_grad_norm=None,
@@ -618,6 +624,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            dropout=dropout,
             weight_decay=weight_decay,
             lr_warmup=lr_warmup,
             clip_grad_norm=clip_grad_norm,

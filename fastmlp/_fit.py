@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.neural_network._base import LOSS_FUNCTIONS
 from sklearn.utils import check_random_state
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight
@@ -26,7 +27,12 @@ from ._engine import FullBatchObjective, Inputs, StochasticTrainer
 from ._layout import Layout
 from ._monitor import HAS_SKLEARN_CALLBACKS, TrainingMonitor
 from ._threads import resolve_threads, threads
-from ._validation import _check_hidden_layer_sizes, _check_weight_sums, _hidden_codes
+from ._validation import (
+    _check_hidden_layer_sizes,
+    _check_weight_sums,
+    _dropout_rates,
+    _hidden_codes,
+)
 
 try:  # scikit-learn >= 1.7 passes iprint only to scipy versions that take it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -124,7 +130,13 @@ class _FitMixin:
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         _hidden_codes(self.activation, len(hidden_layer_sizes))
+        dropout = _dropout_rates(self.dropout, len(hidden_layer_sizes))
         if self.solver not in STOCHASTIC_SOLVERS:
+            if dropout is not None:
+                raise ValueError(
+                    f"dropout={self.dropout!r} needs solver='sgd' or 'adam': "
+                    f"solver={self.solver!r} minimises the loss of the whole network, which "
+                    "dropout's random masks change at every mini-batch.")
             self._check_full_batch_params()
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
@@ -191,7 +203,7 @@ class _FitMixin:
         with monitor, threads(resolve_threads(self.n_threads, rows * layout.n_weights)):
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, net, theta, incremental,
-                                     random_state, monitor)
+                                     random_state, monitor, dropout)
             elif self.solver == "lbfgs":
                 self._fit_lbfgs(X, y, sample_weight, net, theta, monitor)
         if context is not None:
@@ -282,7 +294,7 @@ class _FitMixin:
                 "state1": None, "state2": None, "params": self._optimizer_params()}
 
     def _fit_stochastic(self, X, y, sample_weight, net, theta, incremental, random_state,
-                        monitor):
+                        monitor, dropout=None):
         # As scikit-learn: a fit makes a new optimizer, partial_fit goes on
         # with the one it has. Its settings are those of its creation, so
         # set_params between partial_fit calls (even of the solver) does
@@ -319,11 +331,13 @@ class _FitMixin:
                     "The validation set is too small. Increase 'validation_fraction' "
                     "or the size of your dataset."
                 )
+            # the validation loss is taken against the binarized targets
+            Y_val = np.asarray(y_val, dtype=np.float64)
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
         else:
             X_train, y_train, sample_weight_train = X, y, sample_weight
-            X_val = y_val = sample_weight_val = None
+            X_val = y_val = Y_val = sample_weight_val = None
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=np.int64)
@@ -342,6 +356,9 @@ class _FitMixin:
             sample_weight_train = np.ones(n_samples, dtype=X.dtype)
         # only then can a batch's weights sum to zero (checked per epoch order)
         zero_weights = not (sample_weight_train > 0).all()
+        # drawn only with dropout on, so that without it the random stream
+        # (the epochs' sample orders) stays scikit-learn's
+        dropout_seed = 0 if dropout is None else int(random_state.randint(0, 2**53))
         trainer = StochasticTrainer(
             net, Inputs(X_train, X.dtype), self._training_targets(y_train), sample_weight_train,
             batch_size,
@@ -352,6 +369,7 @@ class _FitMixin:
             clip_grad_norm=hp.get("clip_grad_norm") or 0.0,
             schedule=STEP_SCHEDULES.get(hp["schedule"], NO_SCHEDULE),
             warmup=hp.get("lr_warmup", 0.0), horizon=hp.get("max_iter", self.max_iter),
+            dropout=dropout, dropout_seed=dropout_seed,
         )
         per_step = _per_step_schedule(hp)
         if opt["state1"] is not None:
@@ -390,6 +408,8 @@ class _FitMixin:
                 callback_stop = monitor.end(
                     loss=self.loss_,
                     validation_score=self.validation_scores_[-1] if early_stopping else None,
+                    validation_loss=(self._validation_loss(X_val, Y_val, sample_weight_val)
+                                     if early_stopping else None),
                     learning_rate=epoch_learning_rate,
                 )
 
@@ -442,6 +462,17 @@ class _FitMixin:
             theta[...] = net.layout.pack(self._best_coefs, self._best_intercepts, theta.dtype)
             # as scikit-learn, which restores them by assignment
             _share_best_weights(self)
+
+    def _validation_loss(self, X, Y, sample_weight):
+        """The loss of the current model on a validation set: scikit-learn's
+        loss function of this model (its ``LOSS_FUNCTIONS``) against the
+        true (binarized, unsmoothed) targets ``Y``, without the L2 term, as
+        PyTorch users compute one."""
+        out = self._forward_pass_fast(X, check_input=False)
+        name = self.loss
+        if name == "log_loss" and self.out_activation_ == "logistic":
+            name = "binary_log_loss"
+        return float(LOSS_FUNCTIONS[name](Y, out, sample_weight))
 
     def _trigger_stopping(self, opt, msg):
         """scikit-learn's optimizer ``trigger_stopping``: stop, or, under the

@@ -23,11 +23,14 @@ from numba import prange
 
 from ._activations import activate, relu_forward
 from ._bundles import Params
+from ._dropout import drop_rows
 from ._codes import (
     BACKWARD,
     COMBINE,
     FORWARD,
     GRADIENT,
+    H64_DROP_SEED,
+    H64_EPOCH0,
     H_ALPHA,
     H_CLIP,
     H_LOG_EPS,
@@ -37,6 +40,7 @@ from ._codes import (
     HEAD_SOFTMAX,
     IDENTITY,
     N_HYPER,
+    N_HYPER64,
     NO_STEP,
     OFF_A,
     OFF_B,
@@ -174,6 +178,7 @@ def csr_to_csc(data, indices, indptr, n_cols, cdata, crows, cptr):
 
 
 _call_gather_rows = call_by_symbol(gather_rows)
+_call_drop_rows = call_by_symbol(drop_rows)
 _call_output_head = call_by_symbol(output_head)
 
 
@@ -198,6 +203,15 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
     shares = work.shares
     split = shares.shape[0] > 0
     keep = work.pre.shape[0] > 0
+    dropped = work.dropped
+    # dropout (training only): the next layer and the gradient read a
+    # dropping layer's output from ``dropped``; its derivative from ``acts``
+    drop_on = phase != PREDICT and dropped.shape[0] > 0
+    seed = np.int64(0)
+    epoch = np.int64(0)
+    if drop_on:
+        seed = np.int64(params.hyper64[H64_DROP_SEED])
+        epoch = np.int64(params.hyper64[H64_EPOCH0])
     if phase == STEPS:
         # Item i is task t of layer l's gradient; the first half of the
         # items holds the first half of every layer's tasks, so the static
@@ -233,6 +247,13 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
             # uses them (see network)
             r0, r1 = _task_rows(i, n_t, n)
             _call_gather_rows(batch.Xs, batch.bidx, r0, r1 - r0, X[r0:r1])
+        if phase == ROWS and drop_on and first == 1 and shape.drop[0] > 0:
+            # the sparse first layer's output, computed before this loop
+            r0, r1 = _task_rows(i, n_t, n)
+            zero = np.int64(0)
+            _call_drop_rows(block_view(acts, offs, zero, n, units[1]),
+                            block_view(dropped, offs, zero, n, units[1]), batch.ids, r0, r1,
+                            seed, epoch, zero, shape.drop[0])
     for j in range(n_ops):
         if phase == STEPS:
             op = np.int64(GRADIENT)
@@ -255,7 +276,8 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
             rows = n
         k = units[lay]
         m = units[lay + 1]
-        A = X if lay == 0 else block_view(acts, offs, lay - 1, n, k)
+        below = dropped if drop_on and lay > 0 and shape.drop[lay - 1] > 0 else acts
+        A = X if lay == 0 else block_view(below, offs, lay - 1, n, k)
         if op == FORWARD:
             Out = block_view(acts, offs, lay, n, m)
             D = Out
@@ -263,6 +285,7 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
         elif op == BACKWARD:
             D = block_view(deltas, offs, lay, n, m)
             Out = block_view(deltas, offs, lay - 1, n, k)
+            A = block_view(acts, offs, lay - 1, n, k)  # the output before dropout
             Z = block_view(work.pre, offs, lay - 1, n, k) if keep else A
         else:
             Out = block_view(deltas, offs, lay, n, m)
@@ -275,6 +298,14 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
         act = layer_activation(shape, op, lay)
         _call_layer_task((op, t, nt, rows, act, k, m, offs[lay, OFF_W], offs[lay, OFF_B]),
                          params, A, D, Out, Z, sw_sum)
+        if phase == ROWS and drop_on:
+            # the task's rows of a hidden output through the dropout mask
+            # (forward), and of its delta through the same mask (backward)
+            hid = lay if op == FORWARD else lay - 1
+            if hid < L - 1 and shape.drop[hid] > 0:
+                r0, r1 = _task_rows(i, n_t, n)
+                dst = block_view(dropped, offs, hid, n, units[hid + 1]) if op == FORWARD else Out
+                _call_drop_rows(Out, dst, batch.ids, r0, r1, seed, epoch, hid, shape.drop[hid])
     if phase == ROWS and split:
         # The task's share of each layer's gradient (task 0's into grad),
         # while its rows' activations and deltas are in this core's cache;
@@ -282,7 +313,8 @@ def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
         buf = params.grad if i == 0 else shares[(i - 1) * P:i * P]
         G = buf.reshape((1, P))
         for lay in range(first, L):
-            A = X if lay == 0 else block_view(acts, offs, lay - 1, n, units[lay])
+            below = dropped if drop_on and lay > 0 and shape.drop[lay - 1] > 0 else acts
+            A = X if lay == 0 else block_view(below, offs, lay - 1, n, units[lay])
             D = block_view(deltas, offs, lay, n, units[lay + 1])
             _call_layer_task((np.int64(SHARE), i, n_t, n, np.int64(IDENTITY), units[lay],
                               units[lay + 1], offs[lay, OFF_W], offs[lay, OFF_B]), params,
@@ -339,10 +371,12 @@ def _network(phase, first, sw_sum, params, shape, batch, work):
         PREDICT: the forward pass; layer ``l``'s output goes to its block
         of ``work.acts`` (the output layer's through its head's function).
         ROWS: the forward pass (keeping pre-activations in ``work.pre``
-        where it is not empty), then :func:`output_head` into
+        where it is not empty, and where ``work.dropped`` is not empty,
+        each dropping hidden layer's output after dropout there,
+        :func:`fastmlp._dropout.drop_rows`), then :func:`output_head` into
         ``work.row_loss`` and the output block of ``work.deltas``, then
-        every hidden layer's deltas (with shares, then each task's share of
-        the gradient). STEPS: every layer's weight and bias gradient into
+        every hidden layer's deltas (through the same dropout masks; with
+        shares, then each task's share of the gradient). STEPS: every layer's weight and bias gradient into
         ``params.grad`` (with shares, the sum of the shares ROWS wrote),
         each block followed by its optimizer step; call it after ROWS and
         after any use of the weights before their step (the loss's
@@ -397,6 +431,13 @@ def _network(phase, first, sw_sum, params, shape, batch, work):
                  & apart(acts, deltas) & ((first == 0) | (batch.bidx.shape[0] == 0)))
         if keep:
             fits &= apart(pre, acts) & apart(pre, deltas)
+        dropped = work.dropped
+        if dropped.shape[0] > 0:
+            # ROWS writes the dropped outputs while other tasks read the rest
+            fits &= ((dropped.shape[0] >= a_len) & (batch.ids.shape[0] >= n)
+                     & (params.hyper64.shape[0] >= N_HYPER64) & apart(dropped, acts)
+                     & apart(dropped, deltas) & apart(dropped, pre) & apart(dropped, shares)
+                     & apart(dropped, grad))
     n_t = _n_tasks(n, np.int64(BR))
     if train and shares.shape[0] > 0:
         # ROWS then writes parameter-sized blocks of grad and shares while

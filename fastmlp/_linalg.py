@@ -274,7 +274,8 @@ def _check_shape(shape):
     ``L``."""
     L = shape.offsets.shape[0]
     fits = (L >= 1 and shape.units.shape[0] == L + 1 and shape.offsets.shape[1] == 3
-            and shape.acts.shape[0] >= L - 1 and 0 <= shape.head < len(HEAD_ACTIVATIONS))
+            and shape.acts.shape[0] >= L - 1 and shape.drop.shape[0] >= L - 1
+            and 0 <= shape.head < len(HEAD_ACTIVATIONS))
     for l in range(L - 1 if fits else 0):
         fits = fits and 0 <= shape.acts[l] < len(PRE_FLAGS)
     if not fits:

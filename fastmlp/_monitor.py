@@ -94,11 +94,11 @@ class TrainingMonitor:
                 reconstruction_attributes=self._reconstruction_attributes,
             )
 
-    def end(self, *, loss, validation_score=None, learning_rate=None):
+    def end(self, *, loss, validation_score=None, validation_loss=None, learning_rate=None):
         """Record the finished step; return True when a callback asks to stop.
 
-        Appends ``{'epoch', 'loss', 'validation_score', 'learning_rate',
-        'seconds'}`` to ``estimator.history_``.
+        Appends ``{'epoch', 'loss', 'validation_score', 'validation_loss',
+        'learning_rate', 'seconds'}`` to ``estimator.history_``.
         """
         seconds = time.perf_counter() - self._t0
         history = self.estimator.history_
@@ -106,6 +106,7 @@ class TrainingMonitor:
             "epoch": len(history) + 1,
             "loss": float(loss),
             "validation_score": None if validation_score is None else float(validation_score),
+            "validation_loss": None if validation_loss is None else float(validation_loss),
             "learning_rate": None if learning_rate is None else float(learning_rate),
             "seconds": seconds,
         })

@@ -98,6 +98,27 @@ def _hidden_codes(activation, n_hidden):
     return tuple(ACTIVATIONS[a] for a in names)
 
 
+def _dropout_rates(dropout, n_hidden):
+    """Each of ``n_hidden`` hidden layers' dropout rate, a tuple, or None
+    where no layer drops units: ``dropout`` is one rate for all (validated
+    by the constraints) or a list or tuple of one per hidden layer, each in
+    [0, 1), checked here."""
+    if isinstance(dropout, Real):
+        rates = (float(dropout),) * n_hidden
+    else:
+        rates = tuple(dropout)
+        bad = [r for r in rates if not (isinstance(r, Real) and 0 <= r < 1)]
+        if bad:
+            raise ValueError(
+                f"dropout lists one rate in [0, 1) per hidden layer; got {bad[0]!r}.")
+        if len(rates) != n_hidden:
+            raise ValueError(
+                f"dropout lists {len(rates)} rates but the network has {n_hidden} hidden "
+                "layers: give one per hidden layer (or one rate for all).")
+        rates = tuple(float(r) for r in rates)
+    return rates if any(r > 0 for r in rates) else None
+
+
 def _constraints():
     """The estimators' parameter constraints: scikit-learn's, with
     ``activation``, ``solver`` and ``learning_rate`` built from the option

@@ -6,12 +6,13 @@ from sklearn.utils.validation import check_is_fitted
 
 
 class LossCurveDisplay:
-    """Training loss and validation score per epoch.
+    """Training loss, validation loss and validation score per epoch.
 
     Build it with :meth:`from_estimator` from a fitted fastmlp (or
     scikit-learn) MLP trained with 'sgd' or 'adam'; :meth:`plot` draws the
     training loss on the left axis and, when early stopping recorded them,
-    the validation scores on a second axis on the right.
+    the validation loss on the same axis and the validation scores on a
+    second axis on the right.
 
     Parameters
     ----------
@@ -20,6 +21,10 @@ class LossCurveDisplay:
 
     validation_scores : array-like of shape (n_epochs,), default=None
         Validation score of each epoch (accuracy or R^2).
+
+    validation_loss : array-like of shape (n_epochs,), default=None
+        Loss on the validation set of each epoch (fastmlp's ``history_``
+        records it with early stopping).
 
     estimator_name : str, default=None
         Name used in the title.
@@ -41,6 +46,9 @@ class LossCurveDisplay:
     validation_line_ : matplotlib Line2D or None
         The validation-score line.
 
+    validation_loss_line_ : matplotlib Line2D or None
+        The validation-loss line.
+
     Examples
     --------
     >>> from fastmlp import MLPClassifier
@@ -51,12 +59,15 @@ class LossCurveDisplay:
     >>> disp = LossCurveDisplay.from_estimator(clf)  # doctest: +SKIP
     """
 
-    def __init__(self, *, loss_curve, validation_scores=None, estimator_name=None):
+    def __init__(self, *, loss_curve, validation_scores=None, validation_loss=None,
+                 estimator_name=None):
         self.loss_curve = loss_curve
         self.validation_scores = validation_scores
+        self.validation_loss = validation_loss
         self.estimator_name = estimator_name
 
-    def plot(self, ax=None, *, name=None, loss_kwargs=None, validation_kwargs=None):
+    def plot(self, ax=None, *, name=None, loss_kwargs=None, validation_kwargs=None,
+             validation_loss_kwargs=None):
         """Plot the curves.
 
         Parameters
@@ -67,7 +78,7 @@ class LossCurveDisplay:
         name : str, default=None
             Title prefix; defaults to ``estimator_name``.
 
-        loss_kwargs, validation_kwargs : dict, default=None
+        loss_kwargs, validation_kwargs, validation_loss_kwargs : dict, default=None
             Keyword arguments passed to ``ax.plot`` for each curve.
 
         Returns
@@ -87,8 +98,16 @@ class LossCurveDisplay:
                                                  **(loss_kwargs or {})})
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss")
-        self.ax_validation_ = self.validation_line_ = None
+        self.ax_validation_ = self.validation_line_ = self.validation_loss_line_ = None
         handles = [self.line_]
+        if self.validation_loss is not None and len(self.validation_loss):
+            vloss = np.asarray(self.validation_loss, dtype=float)
+            (self.validation_loss_line_,) = ax.plot(
+                np.arange(1, vloss.size + 1), vloss,
+                **{"color": "C2", "linestyle": "--", "label": "validation loss",
+                   **(validation_loss_kwargs or {})})
+            ax.set_ylabel("loss")
+            handles.append(self.validation_loss_line_)
         if self.validation_scores is not None and len(self.validation_scores):
             scores = np.asarray(self.validation_scores, dtype=float)
             self.ax_validation_ = ax.twinx()
@@ -133,7 +152,14 @@ class LossCurveDisplay:
                 "LossCurveDisplay needs an estimator fitted with solver='sgd' or "
                 f"'adam' (it records loss_curve_); got solver={estimator.solver!r}."
             )
+        # the records of the epochs of loss_curve_ (which, like history_,
+        # goes on across warm starts)
+        records = getattr(estimator, "history_", [])[-len(estimator.loss_curve_):]
+        vloss = [r.get("validation_loss") for r in records]
+        if len(vloss) != len(estimator.loss_curve_) or None in vloss:
+            vloss = None
         disp = cls(loss_curve=estimator.loss_curve_,
                    validation_scores=getattr(estimator, "validation_scores_", None),
+                   validation_loss=vloss,
                    estimator_name=type(estimator).__name__ if name is None else name)
         return disp.plot(ax=ax, **kwargs)

@@ -139,3 +139,75 @@ def test_loss_curve_display_renders_png(tmp_path):
     with pytest.raises(ValueError, match="solver='sgd' or 'adam'"):
         LossCurveDisplay.from_estimator(MLPClassifier(solver="lbfgs", max_iter=5).fit(X, y))
     plt.close("all")
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regressor", "poisson"])
+def test_history_records_the_validation_loss(kind):
+    # with early stopping, each epoch's record holds scikit-learn's loss
+    # function of the model of that epoch on the validation split (true
+    # targets, no L2 term): here, the best-scoring epoch's against the final
+    # model (early stopping restores that epoch's weights)
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network._base import LOSS_FUNCTIONS
+
+    Xs, ys = X, y
+
+    def split_state(est):
+        # the fit's RandomState when it splits: after the initial weights
+        rs = np.random.RandomState(0)
+        for c in est.coefs_:
+            rs.uniform(size=c.shape)
+            rs.uniform(size=c.shape[1])
+        return rs
+
+    kw = dict(max_iter=8, early_stopping=True, n_iter_no_change=100, random_state=0)
+    if kind in ("multiclass", "binary"):
+        yk = ys if kind == "multiclass" else ys % 2
+        est = MLPClassifier(label_smoothing=0.1, **kw).fit(Xs, yk)
+        # split as the fit does (as scikit-learn: stratified for one output)
+        _, X_val, _, y_val = train_test_split(
+            Xs, yk, random_state=split_state(est), test_size=0.1,
+            stratify=yk if kind == "binary" else None)
+        Y_val = est._label_binarizer.transform(y_val).astype(float)
+        name = "log_loss" if kind == "multiclass" else "binary_log_loss"
+        out = est.predict_proba(X_val)
+        out = out if kind == "multiclass" else out[:, 1:]
+    else:
+        yk = ys.astype(float) + 1
+        est = MLPRegressor(loss="squared_error" if kind == "regressor" else "poisson",
+                           **kw).fit(Xs, yk)
+        _, X_val, _, y_val = train_test_split(Xs, yk, random_state=split_state(est),
+                                              test_size=0.1)
+        Y_val = y_val.reshape(-1, 1)
+        name = "squared_error" if kind == "regressor" else "poisson"
+        out = est.predict(X_val).reshape(-1, 1)
+    losses = [r["validation_loss"] for r in est.history_]
+    assert len(losses) == est.n_iter_ and all(np.isfinite(losses))
+    best = int(np.argmax(est.validation_scores_))  # the first best, as restored
+    assert losses[best] == pytest.approx(LOSS_FUNCTIONS[name](Y_val, out), rel=1e-10)
+    assert min(losses) < losses[0]
+    # without early stopping there is none
+    plain = type(est)(max_iter=2).fit(Xs, yk)
+    assert [r["validation_loss"] for r in plain.history_] == [None, None]
+
+
+def test_loss_curve_display_draws_the_validation_loss():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from fastmlp.plotting import LossCurveDisplay
+
+    clf = MLPClassifier(max_iter=6, early_stopping=True, n_iter_no_change=50,
+                        random_state=0).fit(X, y)
+    clf.set_params(warm_start=True, max_iter=3).fit(X, y)  # the curves go on
+    disp = LossCurveDisplay.from_estimator(clf)
+    want = [r["validation_loss"] for r in clf.history_]
+    np.testing.assert_array_equal(disp.validation_loss_line_.get_ydata(), want)
+    np.testing.assert_array_equal(disp.validation_loss_line_.get_xdata(), np.arange(1, 10))
+    assert disp.validation_loss_line_.axes is disp.ax_  # the loss axis
+    labels = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert labels == ["training loss", "validation loss", "validation score"]
+    # a scikit-learn model has no history_: no validation-loss line
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    sk = SkMLP(max_iter=3, early_stopping=True, random_state=0).fit(X, y)
+    assert LossCurveDisplay.from_estimator(sk).validation_loss_line_ is None
