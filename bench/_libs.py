@@ -2,8 +2,9 @@
 
 fastmlp and scikit-learn share :class:`EstimatorLibrary` (same estimator
 API, same parameters); PyTorch's plain training loop is
-:class:`bench._torch_mlp.TorchLibrary`. Every library trains on the same
-arrays with the same network, batch size and number of epochs.
+:class:`bench._torch_mlp.TorchLibrary`, its modern-recipe loop
+:class:`bench._torch_mlp.TorchRecipeLibrary`. Every library trains on the
+same arrays with the same network, batch size and number of epochs.
 """
 
 import statistics
@@ -13,6 +14,18 @@ import numpy as np
 
 # n_iter_no_change larger than any epoch count: with tol=0 every epoch runs.
 NEVER_STOP = 1_000_000
+
+# The "modern recipe" (issue 26): fastmlp parameters on top of
+# estimator_params; bench._torch_mlp's recipe loop reads the same values.
+RECIPE = dict(
+    activation="silu",
+    dropout=0.1,
+    weight_decay=0.01,
+    learning_rate="cosine",
+    lr_warmup=1,
+    clip_grad_norm=1.0,
+    label_smoothing=0.1,
+)
 
 
 def estimator_params(net, random_state=0):
@@ -98,7 +111,8 @@ class EstimatorLibrary(Library):
     estimator : type
         The estimator class.
     extra : dict, optional
-        Parameters on top of :func:`estimator_params` (fastmlp's ``n_threads``).
+        Parameters on top of :func:`estimator_params` (fastmlp's ``n_threads``,
+        the recipe's); they replace those of the same name.
     """
 
     def __init__(self, name, estimator, extra=None):
@@ -107,7 +121,7 @@ class EstimatorLibrary(Library):
         self.extra = dict(extra or {})
 
     def fit(self, X, y, net):
-        return self.estimator(**estimator_params(net), **self.extra).fit(X, y)
+        return self.estimator(**{**estimator_params(net), **self.extra}).fit(X, y)
 
     def predict_proba(self, model, X):
         return model.predict_proba(X)
@@ -120,6 +134,13 @@ def fastmlp_library(n_threads, name="fastmlp"):
     return EstimatorLibrary(name, fastmlp.MLPClassifier, {"n_threads": n_threads})
 
 
+def fastmlp_recipe_library(n_threads, name="fastmlp recipe"):
+    """fastmlp's MLPClassifier with the :data:`RECIPE` parameters."""
+    import fastmlp
+
+    return EstimatorLibrary(name, fastmlp.MLPClassifier, {"n_threads": n_threads, **RECIPE})
+
+
 def sklearn_library():
     """scikit-learn's MLPClassifier (its BLAS threads are set process-wide)."""
     from sklearn.neural_network import MLPClassifier
@@ -127,13 +148,13 @@ def sklearn_library():
     return EstimatorLibrary("sklearn", MLPClassifier)
 
 
-def torch_library(n_threads):
-    """The PyTorch loop, or None when torch cannot be imported."""
+def torch_library(n_threads, recipe=False):
+    """The PyTorch loop (the recipe's with ``recipe``), or None when torch cannot be imported."""
     try:
-        from ._torch_mlp import TorchLibrary
+        from ._torch_mlp import TorchLibrary, TorchRecipeLibrary
     except ImportError:
         return None
-    return TorchLibrary(n_threads)
+    return (TorchRecipeLibrary if recipe else TorchLibrary)(n_threads)
 
 
 def median_time(func, repeats):

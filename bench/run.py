@@ -3,7 +3,9 @@
 Runs fastmlp, scikit-learn's MLPClassifier and, when torch is importable, a
 plain PyTorch CPU training loop side by side in one process, on the same
 data with the same network, batch size and epochs, and prints one table per
-section, then the issue's targets with PASS/FAIL. ``python -m bench -h``
+section, then the issue's targets with PASS/FAIL. The ``recipe`` section
+times fastmlp's plain fit against its "modern recipe" (:data:`RECIPE`) and
+that recipe as a PyTorch loop. ``python -m bench -h``
 lists the options; ``bench/README.md`` describes the workloads and how every
 figure is computed.
 """
@@ -23,7 +25,9 @@ import numpy as np
 
 from bench import _child
 from bench._libs import (
+    RECIPE,
     fastmlp_library,
+    fastmlp_recipe_library,
     median_call_time,
     median_time,
     sklearn_library,
@@ -45,8 +49,13 @@ def fmt_trip(ns):
     return "n/a (no C compiler, or the probe failed)" if ns is None else f"{ns:.0f}"
 
 
-SECTIONS = ("W1", "W2", "W3", "W4", "scaling", "threads", "memory", "compile")
+SECTIONS = ("W1", "W2", "W3", "W4", "recipe", "scaling", "threads", "memory", "compile")
 DTYPES = ("float64", "float32")
+
+# The recipe section's rows, and fastmlp's least speed-up over PyTorch's
+# recipe loop on each workload (issue 26).
+RECIPE_WORKLOADS = {"W1": 5, "W2": 2}
+RECIPE_MAX_COST = 1.2  # fastmlp's recipe time / its plain fit's, at most
 
 # The issue's targets: (label, metric key, comparison, goal, unit, optional).
 # An optional target is listed only when its figure was measured.
@@ -64,6 +73,17 @@ TARGETS = [
          ">=", goal, "x", False)
         for dtype in DTYPES
         for kind, label, goal in (("1 row", "1 row", 20), ("batch", "batch (10k rows)", 3))
+    ],
+    *[
+        target
+        for name, goal in RECIPE_WORKLOADS.items()
+        for dtype in DTYPES
+        for target in (
+            (f"recipe {name} {dtype}: fastmlp recipe / plain", (f"recipe {name} {dtype}",
+             "recipe/plain"), "<=", RECIPE_MAX_COST, "x", False),
+            (f"recipe {name} {dtype}: fastmlp vs torch recipe", (f"recipe {name} {dtype}",
+             "vs torch"), ">=", goal, "x", False),
+        )
     ],
     *[
         (f"threads {name} {dtype}: n_threads=2 vs 1", (f"threads {name} {dtype}", "speed-up"),
@@ -106,6 +126,8 @@ class Bench:
         self.torch = None if args.no_torch else torch_library(args.threads)
         if self.torch is not None:
             self.libs.append(self.torch)
+        self.fastmlp_recipe = fastmlp_recipe_library(args.threads)
+        self.torch_recipe = None if self.torch is None else torch_library(args.threads, True)
         self.names = [lib.name for lib in self.libs]
         self.gemm = {}
         self.metrics = {}
@@ -282,6 +304,79 @@ class Bench:
         self.libraries_note(table)
         self.emit(table)
 
+    def recipe(self):
+        """W1 and W2, both dtypes: fastmlp plain vs its modern recipe vs PyTorch's recipe."""
+        libs = [("fastmlp plain", self.fastmlp), ("fastmlp recipe", self.fastmlp_recipe)]
+        if self.torch_recipe is not None:
+            libs.append(("torch recipe", self.torch_recipe))
+        labels = [label for label, _ in libs]
+        columns = ["workload", "dtype"]
+        for label, _ in libs:
+            columns += [f"{label} (s)", "test acc."]
+        columns.append("recipe/plain")
+        if self.torch_recipe is not None:
+            columns.append("torch/fastmlp recipe")
+        table = Table(f"Recipe: {' vs '.join(labels)}, W1 and W2 training",
+                      [*columns, "GFLOP/s", "% GEMM"], left=2)
+        shapes = []
+        for name in RECIPE_WORKLOADS:
+            workload = self.workloads[name]
+            net = workload.net
+            per_sample = train_flops_per_sample(workload.units)
+            for dtype in DTYPES:
+                split = workload.split(dtype)
+                flops = per_sample * len(split.X_train) * net.epochs
+                seconds, accuracy = {}, {}
+                for label, lib in libs:
+                    lib.warm_up(split.X_train, split.y_train, net)
+                    seconds[label], model = median_time(
+                        partial(lib.fit, split.X_train, split.y_train, net), self.args.repeats)
+                    if model.n_iter_ != net.epochs:
+                        table.note(f"{name} {dtype}: {label} ran {model.n_iter_} of "
+                                   f"{net.epochs} epochs")
+                    accuracy[label] = lib.accuracy(model, split.X_test, split.y_test)
+                key = f"recipe {name} {dtype}"
+                cells = []
+                for label in labels:
+                    cells += [fmt(seconds[label]), f"{accuracy[label]:.3f}"]
+                cost = seconds["fastmlp recipe"] / seconds["fastmlp plain"]
+                self.metrics[(key, "recipe/plain")] = cost
+                cells.append(f"{cost:.2f}x")
+                if self.torch_recipe is not None:
+                    speedup = seconds["torch recipe"] / seconds["fastmlp recipe"]
+                    self.metrics[(key, "vs torch")] = speedup
+                    cells.append(f"{speedup:.2f}x")
+                cells += [joined(self.gflops(flops, seconds[label]) for label in labels),
+                          joined((self.gemm_pct(flops, seconds[label], dtype)
+                                  for label in labels), 2)]
+                table.add(name, dtype, *cells)
+            base = workload.base
+            shapes.append(f"{name} {len(base.X_train):,} training / {len(base.X_test):,} test "
+                          f"rows, layers {workload.units}, batch {net.batch_size}, "
+                          f"{net.epochs} epochs, {per_sample / 1e6:.3g} MFLOP per sample per "
+                          "epoch")
+        recipe = ", ".join(f"{k}={v!r}" for k, v in RECIPE.items())
+        table.note(f"plain: the W1/W2 sections' fastmlp fit (relu, adam); recipe: the same "
+                   f"with {recipe}")
+        if self.torch_recipe is not None:
+            table.note(f"torch recipe: Linear + SiLU + Dropout({RECIPE['dropout']}) per hidden "
+                       f"layer, AdamW(lr=1e-3, weight_decay={RECIPE['weight_decay']}; biases "
+                       f"0), per-step LambdaLR (linear warm-up over {RECIPE['lr_warmup']} "
+                       "epoch(s), then cosine to 0), "
+                       f"clip_grad_norm_({RECIPE['clip_grad_norm']}), CrossEntropyLoss("
+                       f"label_smoothing={RECIPE['label_smoothing']}); eval() to predict")
+        table.note("; ".join(shapes) + f"; median of {self.args.repeats} fit(s)")
+        table.note(f"cells with several values: {' / '.join(labels)}; GFLOP/s and % GEMM "
+                   "count the plain fit's FLOPs for every column (dropout, SiLU, clipping, "
+                   "smoothing, weight decay and the schedule are not counted)")
+        table.note("recipe/plain = fastmlp recipe / fastmlp plain time (target <= "
+                   f"{RECIPE_MAX_COST:.1f}x)"
+                   + ("; torch/fastmlp recipe = torch recipe / fastmlp recipe time (> 1: "
+                      "fastmlp faster; targets >= "
+                      + ", ".join(f"{g}x on {n}" for n, g in RECIPE_WORKLOADS.items()) + ")"
+                      if self.torch_recipe is not None else ""))
+        self.emit(table)
+
     def scaling(self):
         """fastmlp on W2's network for 10k ... 160k rows: time per sample per epoch."""
         base = 1_000 if self.quick else 10_000
@@ -447,6 +542,7 @@ class Bench:
             "W2": partial(self.training, "W2"),
             "W3": partial(self.training, "W3"),
             "W4": self.predict,
+            "recipe": self.recipe,
             "scaling": self.scaling,
             "threads": self.thread_scaling,
             "memory": self.memory,
@@ -484,8 +580,8 @@ def parse_args(argv=None):
     """The command line; see ``python -m bench -h``."""
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="fastmlp vs scikit-learn vs PyTorch: training, prediction, scaling, "
-                    "threads, memory and compile time.",
+        description="fastmlp vs scikit-learn vs PyTorch: training, prediction, the modern "
+                    "recipe, scaling, threads, memory and compile time.",
     )
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: W2 on 5k rows, W3 on 10k, scaling on 1k-16k, "
