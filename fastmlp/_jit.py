@@ -9,7 +9,7 @@ and ``fastmath={'contract'}`` only (``a * b + c`` may become one FMA; no
 ``reassoc``, so a reduction's order does not depend on the vectoriser; the
 one exception is :func:`fastmlp._kernels.l2_sum`).
 
-Beyond that, fastmlp reaches into Numba's internals for seven things,
+Beyond that, fastmlp reaches into Numba's internals for eight things,
 each for compile time, call time or safety, none for a result's bits:
 
 * **calls by symbol** (:func:`call_by_symbol`): Numba links a callee's
@@ -30,6 +30,9 @@ each for compile time, call time or safety, none for a result's bits:
 * **the freeze intrinsic** (:func:`kept`): keeps ReLU's select a plain
   vector store; written the obvious way LLVM makes it a masked store of the
   zeros alone, which AMD Zen runs as slow microcode.
+* **the pow2 intrinsic** (:func:`pow2`): ``2.0 ** k`` as a bit pattern,
+  which LLVM vectorises, where ``math.ldexp`` is a library call per
+  element: it lets :func:`fastmlp._activations.exp64` run in vector lanes.
 * **entry points bound to one signature** (:func:`entry_point`): Numba's
   dispatcher types every argument at every call, and a named tuple (a
   bundle) takes its slow path, field by field; a one-row prediction's
@@ -46,9 +49,10 @@ each for compile time, call time or safety, none for a result's bits:
   by LLVM at a low level; at ``-O3`` they took about a third of LLVM's
   time in a first fit, for no speed that W1 or W2 shows.
 
-``FASTMLP_PLAIN_NUMBA=1`` switches all seven off: plain calls, no on-disk
+``FASTMLP_PLAIN_NUMBA=1`` switches all eight off: plain calls, no on-disk
 cache (Numba's own cache would load stale code after an edit of a callee's
-file), entry points built as usual, ``kept`` the identity, bundles passed
+file), entry points built as usual, ``kept`` the identity, ``pow2``
+``math.ldexp``, bundles passed
 as named tuples, every kernel at ``-O3``, calls through the dispatcher.
 Results are the same; compilation and calls are slower. CI runs part of
 the suite so, so that a Numba release that breaks an internal costs
@@ -57,6 +61,7 @@ speed, not correctness.
 
 import hashlib
 import importlib
+import math
 import os
 import sys
 
@@ -401,6 +406,32 @@ def _identity(x):
 
 #: ``x`` unchanged, as :func:`_freeze` (plain Numba: the identity).
 kept = _identity if (PLAIN or config.DISABLE_JIT) else _freeze
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    """``2.0 ** k`` (float64) for an integer ``k`` in [-1022, 1023]: the
+    float64 whose exponent field is ``k + 1023``."""
+    if not isinstance(k, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        v = context.cast(builder, args[0], k, types.int64)
+        bits = builder.shl(builder.add(v, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
+        return builder.bitcast(bits, ir.DoubleType())
+
+    return types.float64(k), codegen
+
+
+@njit(inline="always")
+def _pow2_plain(k):
+    return math.ldexp(1.0, k)
+
+
+#: ``2.0 ** k`` for an integer ``k`` in [-1022, 1023], as :func:`_pow2`
+#: (plain Numba: ``math.ldexp``, the same value).
+pow2 = _pow2_plain if (PLAIN or config.DISABLE_JIT) else _pow2
 
 
 @intrinsic

@@ -24,6 +24,7 @@ parameter dtype, so float32 buffers are updated in float32.
 """
 
 import numpy as np
+from numba import prange
 
 from ._codes import (
     ADAM,
@@ -197,7 +198,7 @@ _call_optimizer_step = call_by_symbol(optimizer_step)
 
 @jit(reassoc=True, internal=True)
 def grad_sq_norm(grad):
-    """The squared L2 norm of the flat gradient, in float64.
+    """The squared L2 norm of a range of the gradient, in float64.
 
     Reassociation lets LLVM keep several partial sums (see
     :func:`fastmlp._kernels.l2_sum`); their order is fixed by the compiled
@@ -210,7 +211,39 @@ def grad_sq_norm(grad):
     return s
 
 
+_call_grad_sq_norm = call_by_symbol(grad_sq_norm)
+
+# Elements of the gradient per task of clip_and_step.
+CLIP_BLOCK = 8192
+
+
 @jit(internal=True)
+def _clip_tasks(units, offs):
+    """The tasks of :func:`clip_and_step`: each layer's weights in blocks of
+    CLIP_BLOCK, then its biases in one."""
+    count = 0
+    for lay in range(offs.shape[0]):
+        count += (units[lay] * units[lay + 1] + CLIP_BLOCK - 1) // CLIP_BLOCK + 1
+    return count
+
+
+@jit(internal=True)
+def _clip_task(units, offs, i):
+    """Task ``i``'s range ``[lo, hi)`` of the flat buffers and its part
+    (WEIGHTS or BIASES)."""
+    for lay in range(offs.shape[0]):
+        w = offs[lay, OFF_W]
+        b = offs[lay, OFF_B]
+        nw = (b - w + CLIP_BLOCK - 1) // CLIP_BLOCK
+        if i < nw:
+            return w + i * CLIP_BLOCK, min(w + (i + 1) * CLIP_BLOCK, b), np.int64(WEIGHTS)
+        if i == nw:
+            return b, b + units[lay + 1], np.int64(BIASES)
+        i -= nw + 1
+    return np.int64(0), np.int64(0), np.int64(WEIGHTS)
+
+
+@jit(parallel=True, internal=True)
 def clip_and_step(params, shape):
     """Scale the whole gradient (every layer together) down to the L2 norm
     ``hyper[H_CLIP]``, then take one optimizer step on every layer's
@@ -220,20 +253,30 @@ def clip_and_step(params, shape):
     ``c = clip / (norm + 1e-6)`` is below 1, ``norm`` the gradient's L2
     norm. The gradient kernels wrote ``params.grad`` without stepping
     (the norm needs every block first); ``shape.offsets`` says which
-    ranges are weights and which biases.
+    ranges are weights and which biases. Two parallel loops over a fixed
+    grid of ranges (:func:`_clip_task`): the squares' sums of the ranges,
+    added in range order (so the norm does not depend on the thread
+    count), then each range's scaling and step. The caller checks that
+    every layer's range lies in the buffers.
     """
     grad = params.grad
-    hyper = params.hyper
-    norm = np.sqrt(grad_sq_norm(grad))
-    coef = np.float64(hyper[H_CLIP]) / (norm + 1e-6)
-    if coef < 1.0:
-        c = grad.dtype.type(coef)
-        for i in range(grad.shape[0]):
-            grad[i] *= c
     units = shape.units
     offs = shape.offsets
-    for lay in range(offs.shape[0]):
-        w = offs[lay, OFF_W]
-        b = offs[lay, OFF_B]
-        _call_optimizer_step(params, w, b, np.int64(WEIGHTS))
-        _call_optimizer_step(params, b, b + units[lay + 1], np.int64(BIASES))
+    count = _clip_tasks(units, offs)
+    sums = np.empty(count, dtype=np.float64)
+    for i in prange(count):
+        lo, hi, part = _clip_task(units, offs, np.int64(i))
+        sums[i] = _call_grad_sq_norm(grad[lo:hi])
+    total = 0.0
+    for i in range(count):
+        total += sums[i]
+    coef = np.float64(params.hyper[H_CLIP]) / (np.sqrt(total) + 1e-6)
+    scale = coef < 1.0
+    c = grad.dtype.type(coef)
+    for i in prange(count):
+        lo, hi, part = _clip_task(units, offs, np.int64(i))
+        if scale:
+            g = grad[lo:hi]
+            for j in range(hi - lo):
+                g[j] *= c
+        _call_optimizer_step(params, lo, hi, part)

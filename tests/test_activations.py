@@ -131,3 +131,27 @@ def test_to_sklearn_names_the_activation_and_points_to_onnx():
 
 def test_the_table_has_every_activation():
     assert set(NEW) <= set(ACTIVATIONS)
+
+
+def test_exp64_is_within_one_ulp_of_libm():
+    # SiLU's exponential, written so that LLVM vectorises it
+    from numba import njit
+
+    from fastmlp._activations import exp64
+
+    @njit
+    def run(x, out):
+        for i in range(x.shape[0]):
+            out[i] = exp64(x[i])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-708, 709.78, 100_001), rng.normal(0, 5, 50_000),
+                        rng.uniform(-1e-3, 1e-3, 1000)])
+    got = np.empty_like(x)
+    run(x, got)
+    want = np.exp(x)
+    assert (np.abs(got - want) <= np.spacing(want)).all()
+    edge = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 709.8, 1e300, -708.5, -1e300])
+    got = np.empty_like(edge)
+    run(edge, got)
+    np.testing.assert_array_equal(got, [np.nan, np.inf, 0.0, 1.0, 1.0, np.inf, np.inf, 0.0, 0.0])
