@@ -176,7 +176,7 @@ def exp64(x):
     -708 (where the true value is under 3.1e-308), inf above 709.78, NaN
     kept.
     """
-    xc = min(max(x, -708.0), 709.78)
+    xc = -708.0 if x < -708.0 else (709.78 if x > 709.78 else x)
     k = np.floor(xc * _LOG2E + 0.5)
     r = (xc - k * _LN2_HI) - k * _LN2_LO
     p = 1.0 / 6227020800.0
@@ -232,7 +232,7 @@ def softplus_forward(z):
     zero = z.dtype.type(0)
     for c in range(z.shape[0]):
         v = z[c]
-        z[c] = max(v, zero) + np.log1p(np.exp(-abs(v)))
+        z[c] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
 
 
 @jit(inline="always")

@@ -57,6 +57,7 @@ from ._codes import (
     H64_EPOCH_STEPS,
     H64_RATE,
     H64_STEP0,
+    H_CLIP,
     H_LR,
     NO_STEP,
     PREDICT,
@@ -81,10 +82,11 @@ PREDICT_CHUNK = 2048
 
 
 def _specialise(func, name, sparse):
-    """Compile ``func`` (a closure over the constant ``sparse``) as its own
-    kernel named ``name``: Numba prunes the ``if sparse`` branches it does
-    not take, here and in the inlined kernels, so a dense fit never compiles
-    the sparse-input kernels. The name keeps the variants' cache files
+    """Compile ``func`` (a closure over the constants ``sparse`` and, for the
+    epoch kernels, ``clip``) as its own kernel named ``name``: Numba prunes
+    the branches it does not take, here and in the inlined kernels, so a
+    dense fit never compiles the sparse-input kernels, nor a fit without
+    clipping the clipping kernel. The name keeps the variants' cache files
     apart."""
     func.__name__ = func.__qualname__ = name
     func.__doc__ = func.__doc__.replace("{input}", "CSR" if sparse else "dense")
@@ -95,10 +97,11 @@ _call_gather_csr = call_by_symbol(gather_csr)
 _call_csr_to_csc = call_by_symbol(csr_to_csc)
 
 
-def _make_train_epoch(sparse):
+def _make_train_epoch(sparse, clip):
     def train_epoch(params, shape, data, buf, work, idx, shuffled, batch_size):
         """Run one epoch of mini-batch training on {input} input in place;
-        return the loss sum.
+        return the loss sum. The ``_clip`` variants clip the gradient's norm
+        where ``hyper[H_CLIP] > 0`` (:func:`fastmlp._kernels.loss_grad`).
 
         data : Batch, the training set; buf : Batch, the batch buffers
         (``batch_size`` rows); idx : (n,) int64, the epoch's sample order;
@@ -163,15 +166,21 @@ def _make_train_epoch(sparse):
                               buf.cdata, buf.crows, buf.cptr, bY, bsw,
                               idx[start : start + n], n))
             begin_step(params)
-            loss = loss_grad(params, shape, batch, work, sparse)
+            loss = loss_grad(params, shape, batch, work, sparse, clip)
             total += loss * n
         return total
 
-    return _specialise(train_epoch, "train_epoch_" + ("sparse" if sparse else "dense"), sparse)
+    name = "train_epoch_" + ("sparse" if sparse else "dense") + ("_clip" if clip else "")
+    return _specialise(train_epoch, name, sparse)
 
 
-train_epoch_dense = _make_train_epoch(False)
-train_epoch_sparse = _make_train_epoch(True)
+train_epoch_dense = _make_train_epoch(False, False)
+train_epoch_sparse = _make_train_epoch(True, False)
+train_epoch_dense_clip = _make_train_epoch(False, True)
+train_epoch_sparse_clip = _make_train_epoch(True, True)
+# (sparse, clip) -> the epoch kernel
+TRAIN_EPOCHS = {(False, False): train_epoch_dense, (True, False): train_epoch_sparse,
+                (False, True): train_epoch_dense_clip, (True, True): train_epoch_sparse_clip}
 
 
 def _make_full_batch(sparse):
@@ -183,7 +192,7 @@ def _make_full_batch(sparse):
         of its own per input kind, as the epoch kernels are, so a dense
         L-BFGS fit does not compile the sparse-input kernels.
         """
-        return loss_grad(params, shape, batch, work, sparse)
+        return loss_grad(params, shape, batch, work, sparse, False)
 
     return _specialise(full_batch, "full_batch_" + ("sparse" if sparse else "dense"), sparse)
 
@@ -497,7 +506,8 @@ class StochasticTrainer:
                 self.batch_size)
         if self._epoch is None or self._theta_type != (theta.dtype, theta.flags.writeable,
                                                        theta.flags.c_contiguous):
-            epoch = train_epoch_sparse if self.inputs.is_sparse else train_epoch_dense
+            clip = bool(self.params.hyper[H_CLIP] > 0)
+            epoch = TRAIN_EPOCHS[self.inputs.is_sparse, clip]
             self._epoch = entry_point(epoch, args)
             self._theta_type = (theta.dtype, theta.flags.writeable, theta.flags.c_contiguous)
         return self._epoch(*args) / idx.shape[0]

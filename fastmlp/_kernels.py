@@ -508,13 +508,15 @@ _call_clip_and_step = call_by_symbol(clip_and_step)
 
 
 @jit(inline="always")
-def loss_grad(params, shape, batch, work, sparse):
+def loss_grad(params, shape, batch, work, sparse, clip):
     """Loss of the batch and its gradient; then, unless ``params.solver``
     is ``NO_STEP``, one optimizer step.
 
-    With ``hyper[H_CLIP] > 0`` (and a solver that steps), the gradient
-    kernels write the whole gradient without stepping, and
-    :func:`fastmlp._optim.clip_and_step` clips it and takes the step.
+    Where ``clip`` (a constant of the caller, as ``sparse``: a fit without
+    clipping does not compile the clipping kernel) and ``hyper[H_CLIP] >
+    0`` (and a solver that steps), the gradient kernels write the whole
+    gradient without stepping, and :func:`fastmlp._optim.clip_and_step`
+    clips it and takes the step.
 
     Returns scikit-learn's batch loss: the ``sw``-weighted average of the
     per-row losses plus ``0.5 * alpha * ||W||^2 / sw_sum``, at the
@@ -549,15 +551,20 @@ def loss_grad(params, shape, batch, work, sparse):
     alpha = params.hyper[H_ALPHA]
     loss = total / sw_sum + 0.5 * alpha * _call_l2_sum(params.theta, shape) / sw_sum
 
-    if params.hyper[H_CLIP] > 0 and params.solver != NO_STEP:
-        # the whole gradient first, then its norm, then the steps
-        grads = ref(Params(params.theta, params.grad, params.m1, params.m2, params.step,
-                           params.hyper, params.hyper64, np.int64(NO_STEP), params.nesterov))
-        _call_network(np.int64(STEPS), first, sw_sum, grads, shape, batch, work)
-        if sparse:
-            _call_sparse_layer(np.int64(SPARSE_GRADIENT), grads, shape, batch, work, sw_sum)
-        _call_clip_and_step(params, shape)
-    else:
+    stepped = False
+    if clip:
+        if params.hyper[H_CLIP] > 0 and params.solver != NO_STEP:
+            # the whole gradient first, then its norm, then the steps
+            grads = ref(Params(params.theta, params.grad, params.m1, params.m2, params.step,
+                               params.hyper, params.hyper64, np.int64(NO_STEP),
+                               params.nesterov))
+            _call_network(np.int64(STEPS), first, sw_sum, grads, shape, batch, work)
+            if sparse:
+                _call_sparse_layer(np.int64(SPARSE_GRADIENT), grads, shape, batch, work,
+                                   sw_sum)
+            _call_clip_and_step(params, shape)
+            stepped = True
+    if not stepped:
         _call_network(np.int64(STEPS), first, sw_sum, params, shape, batch, work)
         if sparse:
             _call_sparse_layer(np.int64(SPARSE_GRADIENT), params, shape, batch, work, sw_sum)

@@ -23,6 +23,8 @@ Formulas and their order of operations are scikit-learn's
 parameter dtype, so float32 buffers are updated in float32.
 """
 
+import math
+
 import numpy as np
 from numba import prange
 
@@ -79,14 +81,14 @@ def schedule_factor(e, schedule, warmup, horizon):
     """
     if e < warmup:
         return e / warmup
-    if schedule == COSINE or schedule == LINEAR:
-        span = horizon - warmup
-        p = (e - warmup) / span if span > 0 else 1.0
-        p = min(max(p, 0.0), 1.0)
-        if schedule == COSINE:
-            return 0.5 * (1.0 + np.cos(np.pi * p))
-        return 1.0 - p
-    return 1.0
+    if schedule != COSINE and schedule != LINEAR:
+        return 1.0
+    span = horizon - warmup
+    p = (e - warmup) / span if span > 0 else 1.0
+    p = 1.0 if p > 1.0 else p  # (e >= warmup: p is not negative)
+    if schedule == COSINE:
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    return 1.0 - p
 
 
 @jit(inline="always")

@@ -530,11 +530,11 @@ N_EPOCH_ROWS = 45
 BATCH = 8  # 45 = 5 * 8 + 5: a short last batch
 
 
-def _trainer(prob, dtype, sparse, solver, nesterov, momentum, lr, batch_size=BATCH):
+def _trainer(prob, dtype, sparse, solver, nesterov, momentum, lr, batch_size=BATCH, **more):
     return _engine.StochasticTrainer(
         prob.network(dtype), prob.inputs(dtype, sparse), prob.Y, prob.sw, batch_size,
         SGD if solver == "sgd" else ADAM, alpha=ALPHA, learning_rate_init=lr,
-        momentum=momentum, nesterov=nesterov, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        momentum=momentum, nesterov=nesterov, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **more)
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
@@ -862,6 +862,10 @@ def _exercise_every_kernel():
                 th = prob.theta.astype(dtype)
                 tr.run_epoch(th, np.arange(20), shuffled=False)
                 tr.run_epoch(th, np.random.RandomState(0).permutation(20))
+            # the clipping epochs
+            tr = _trainer(prob, dtype, sparse, "adam", True, 0.9, 0.01, batch_size=7,
+                          clip_grad_norm=0.5)
+            tr.run_epoch(prob.theta.astype(dtype), np.arange(20), shuffled=False)
         # the single-layer kernel of tests and bench/linalg_bench.py
         shape, _ = make_shape(Layout([2, 3]), [], HEADS["softmax"], 4)
         A = np.ones((4, 2), dtype=dtype)
@@ -951,8 +955,9 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
                  "_linalg.sparse_layer",
                  "_kernels.predict_serial", "_kernels.predict_serial_blocks",
                  "_engine.predict_chunk_dense", "_engine.predict_chunk_sparse",
-                 "_engine.train_epoch_dense",
-                 "_engine.train_epoch_sparse", "_optim.optimizer_step", "_kernels.csr_to_csc"):
+                 "_engine.train_epoch_dense", "_engine.train_epoch_dense_clip",
+                 "_engine.train_epoch_sparse", "_engine.train_epoch_sparse_clip",
+                 "_optim.optimizer_step", "_kernels.csr_to_csc"):
         assert len(used[f"fastmlp.{name}"]) == 2, name  # float32 and float64
     assert len(used["fastmlp._optim.adam_step_size"]) == 1
 
