@@ -475,3 +475,7 @@ def test_pipeline_multilabel_and_poisson(iris, regression):
     pipe = make_pipeline(StandardScaler(), reg).fit(Xr, yp)
     out = _run(skl2onnx.to_onnx(pipe, Xr), Xr)
     _close(out["variable"][:, 0], pipe.predict(Xr), np.float64)
+
+
+def test_every_activation_of_the_estimators_is_exported():
+    assert set(HIDDEN_ACTIVATIONS) == set(ACTIVATIONS)
