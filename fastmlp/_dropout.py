@@ -63,6 +63,8 @@ def drop_rows(src, dst, ids, r0, r1, seed, epoch, layer, p):
         key = row_key(seed, epoch, ids[r], layer)
         s = src[r]
         d = dst[r]
+        x = key  # key + u * _GOLDEN, as an induction variable (no multiply)
         for u in range(m):
-            h = _mix(key + _GOLDEN * np.uint64(u))
+            h = _mix(x)
+            x += _GOLDEN
             d[u] = s[u] * scale if (h >> np.uint64(11)) >= thr else zero
