@@ -97,11 +97,12 @@ _call_gather_csr = call_by_symbol(gather_csr)
 _call_csr_to_csc = call_by_symbol(csr_to_csc)
 
 
-def _make_train_epoch(sparse, clip):
+def _make_train_epoch(sparse, clip, dropout):
     def train_epoch(params, shape, data, buf, work, idx, shuffled, batch_size):
         """Run one epoch of mini-batch training on {input} input in place;
         return the loss sum. The ``_clip`` variants clip the gradient's norm
-        where ``hyper[H_CLIP] > 0`` (:func:`fastmlp._kernels.loss_grad`).
+        where ``hyper[H_CLIP] > 0``, the ``_dropout`` ones run the network's
+        dropout variant (:func:`fastmlp._kernels.loss_grad`).
 
         data : Batch, the training set; buf : Batch, the batch buffers
         (``batch_size`` rows); idx : (n,) int64, the epoch's sample order;
@@ -166,21 +167,32 @@ def _make_train_epoch(sparse, clip):
                               buf.cdata, buf.crows, buf.cptr, bY, bsw,
                               idx[start : start + n], n))
             begin_step(params)
-            loss = loss_grad(params, shape, batch, work, sparse, clip)
+            loss = loss_grad(params, shape, batch, work, sparse, clip, dropout)
             total += loss * n
         return total
 
-    name = "train_epoch_" + ("sparse" if sparse else "dense") + ("_clip" if clip else "")
+    name = ("train_epoch_" + ("sparse" if sparse else "dense") + ("_clip" if clip else "")
+            + ("_dropout" if dropout else ""))
     return _specialise(train_epoch, name, sparse)
 
 
-train_epoch_dense = _make_train_epoch(False, False)
-train_epoch_sparse = _make_train_epoch(True, False)
-train_epoch_dense_clip = _make_train_epoch(False, True)
-train_epoch_sparse_clip = _make_train_epoch(True, True)
-# (sparse, clip) -> the epoch kernel
-TRAIN_EPOCHS = {(False, False): train_epoch_dense, (True, False): train_epoch_sparse,
-                (False, True): train_epoch_dense_clip, (True, True): train_epoch_sparse_clip}
+train_epoch_dense = _make_train_epoch(False, False, False)
+train_epoch_sparse = _make_train_epoch(True, False, False)
+train_epoch_dense_clip = _make_train_epoch(False, True, False)
+train_epoch_sparse_clip = _make_train_epoch(True, True, False)
+train_epoch_dense_dropout = _make_train_epoch(False, False, True)
+train_epoch_sparse_dropout = _make_train_epoch(True, False, True)
+train_epoch_dense_clip_dropout = _make_train_epoch(False, True, True)
+train_epoch_sparse_clip_dropout = _make_train_epoch(True, True, True)
+# (sparse, clip, dropout) -> the epoch kernel
+TRAIN_EPOCHS = {
+    (False, False, False): train_epoch_dense, (True, False, False): train_epoch_sparse,
+    (False, True, False): train_epoch_dense_clip, (True, True, False): train_epoch_sparse_clip,
+    (False, False, True): train_epoch_dense_dropout,
+    (True, False, True): train_epoch_sparse_dropout,
+    (False, True, True): train_epoch_dense_clip_dropout,
+    (True, True, True): train_epoch_sparse_clip_dropout,
+}
 
 
 def _make_full_batch(sparse):
@@ -192,7 +204,7 @@ def _make_full_batch(sparse):
         of its own per input kind, as the epoch kernels are, so a dense
         L-BFGS fit does not compile the sparse-input kernels.
         """
-        return loss_grad(params, shape, batch, work, sparse, False)
+        return loss_grad(params, shape, batch, work, sparse, False, False)
 
     return _specialise(full_batch, "full_batch_" + ("sparse" if sparse else "dense"), sparse)
 
@@ -507,7 +519,8 @@ class StochasticTrainer:
         if self._epoch is None or self._theta_type != (theta.dtype, theta.flags.writeable,
                                                        theta.flags.c_contiguous):
             clip = bool(self.params.hyper[H_CLIP] > 0)
-            epoch = TRAIN_EPOCHS[self.inputs.is_sparse, clip]
+            dropout = self.work.dropped.shape[0] > 0
+            epoch = TRAIN_EPOCHS[self.inputs.is_sparse, clip, dropout]
             self._epoch = entry_point(epoch, args)
             self._theta_type = (theta.dtype, theta.flags.writeable, theta.flags.c_contiguous)
         return self._epoch(*args) / idx.shape[0]

@@ -182,143 +182,166 @@ _call_drop_rows = call_by_symbol(drop_rows)
 _call_output_head = call_by_symbol(output_head)
 
 
-@jit(internal=True, cold=True)
-def _network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
-    """Task ``i`` of :func:`network`'s loop, compiled on its own and called
-    by symbol, as it calls :func:`fastmlp._linalg._layer_task`: each is
-    compiled once instead of again in every module that calls it.
+def _variant(func, name, parallel=False):
+    """``func`` (a closure over the constant ``dropout``) as the module-level
+    kernel ``name``: Numba prunes the ``if dropout`` branches, so the
+    kernels a fit without dropout compiles hold no dropout code and call no
+    dropout kernel. Called by symbol, each variant is found by its name."""
+    func.__name__ = func.__qualname__ = name
+    return jit(parallel=parallel, internal=True, cold=True)(func)
 
-    Its work is a list of layer operations made by one call site of the
-    layer task, and in ROWS with shares a loop of SHARE operations by a
-    second (each call site costs compilation of its own).
-    """
-    units = shape.units
-    offs = shape.offsets
-    L = offs.shape[0]
-    P = params.theta.shape[0]
-    n = batch.n
-    X = batch.X
-    acts = work.acts
-    deltas = work.deltas
-    shares = work.shares
-    split = shares.shape[0] > 0
-    keep = work.pre.shape[0] > 0
-    dropped = work.dropped
-    # dropout (training only): the next layer and the gradient read a
-    # dropping layer's output from ``dropped``; its derivative from ``acts``
-    drop_on = phase != PREDICT and dropped.shape[0] > 0
-    seed = np.int64(0)
-    epoch = np.int64(0)
-    if drop_on:
-        seed = np.int64(params.hyper64[H64_DROP_SEED])
-        epoch = np.int64(params.hyper64[H64_EPOCH0])
-    if phase == STEPS:
-        # Item i is task t of layer l's gradient; the first half of the
-        # items holds the first half of every layer's tasks, so the static
-        # split of the loop between two threads gives each half of every
-        # layer.
-        h = 0
-        for l in range(first, L):
-            h += _n_tasks(units[l], np.int64(BR)) // 2
-        second = i >= h
-        j = i - h if second else i
-        lay = first
-        t = j
-        nt = np.int64(1)
-        for l in range(first, L):
-            nt = _n_tasks(units[l], np.int64(BR))
-            cnt = nt - nt // 2 if second else nt // 2
-            if j < cnt:
-                lay = l
-                t = j + nt // 2 if second else j
-                break
-            j -= cnt
-        n_ops = 1
-    else:
-        lay = first
-        t = i
-        nt = n_t
-        # forward through layers first..L-1; in ROWS, then the output head
-        # and the deltas from layer L-1 down to layer 1
-        n_fwd = L - first
-        n_ops = n_fwd + L if phase == ROWS else n_fwd
-        if phase == ROWS and batch.bidx.shape[0] > 0:
-            # the task's own rows of the batch, gathered by the thread that
-            # uses them (see network)
-            r0, r1 = _task_rows(i, n_t, n)
-            _call_gather_rows(batch.Xs, batch.bidx, r0, r1 - r0, X[r0:r1])
-        if phase == ROWS and drop_on and first == 1 and shape.drop[0] > 0:
-            # the sparse first layer's output, computed before this loop
-            r0, r1 = _task_rows(i, n_t, n)
-            zero = np.int64(0)
-            _call_drop_rows(block_view(acts, offs, zero, n, units[1]),
-                            block_view(dropped, offs, zero, n, units[1]), batch.ids, r0, r1,
-                            seed, epoch, zero, shape.drop[0])
-    for j in range(n_ops):
+
+def _make_network_task(dropout):
+    def network_task(phase, i, n_t, first, sw_sum, params, shape, batch, work):
+        """Task ``i`` of :func:`network`'s loop, compiled on its own and
+        called by symbol, as it calls :func:`fastmlp._linalg._layer_task`:
+        each is compiled once instead of again in every module that calls
+        it. The ``_dropout`` variant also runs dropout's masks
+        (:func:`fastmlp._dropout.drop_rows`).
+
+        Its work is a list of layer operations made by one call site of the
+        layer task, and in ROWS with shares a loop of SHARE operations by a
+        second (each call site costs compilation of its own).
+        """
+        units = shape.units
+        offs = shape.offsets
+        L = offs.shape[0]
+        P = params.theta.shape[0]
+        n = batch.n
+        X = batch.X
+        acts = work.acts
+        deltas = work.deltas
+        shares = work.shares
+        split = shares.shape[0] > 0
+        keep = work.pre.shape[0] > 0
+        dropped = work.dropped
+        # dropout (training only): the next layer and the gradient read a
+        # dropping layer's output from ``dropped``; its derivative from ``acts``
+        drop_on = False
+        seed = np.int64(0)
+        epoch = np.int64(0)
+        if dropout:
+            drop_on = phase != PREDICT and dropped.shape[0] > 0
+            if drop_on:
+                seed = np.int64(params.hyper64[H64_DROP_SEED])
+                epoch = np.int64(params.hyper64[H64_EPOCH0])
         if phase == STEPS:
-            op = np.int64(GRADIENT)
-            rows = units[lay]
-        elif j < n_fwd:
-            lay = first + j
-            op = np.int64(FORWARD)
-            rows = n
-        elif j == n_fwd:
-            r0, r1 = _task_rows(i, n_t, n)
-            m = units[L]
-            Z = block_view(acts, offs, L - 1, n, m)
-            Dout = block_view(deltas, offs, L - 1, n, m)
-            _call_output_head(Z[r0:r1], batch.Y[r0:r1], batch.sw[r0:r1], shape.head,
-                        params.hyper[H_LOG_EPS], Dout[r0:r1], work.row_loss[r0:r1])
-            continue
+            # Item i is task t of layer l's gradient; the first half of the
+            # items holds the first half of every layer's tasks, so the static
+            # split of the loop between two threads gives each half of every
+            # layer.
+            h = 0
+            for l in range(first, L):
+                h += _n_tasks(units[l], np.int64(BR)) // 2
+            second = i >= h
+            j = i - h if second else i
+            lay = first
+            t = j
+            nt = np.int64(1)
+            for l in range(first, L):
+                nt = _n_tasks(units[l], np.int64(BR))
+                cnt = nt - nt // 2 if second else nt // 2
+                if j < cnt:
+                    lay = l
+                    t = j + nt // 2 if second else j
+                    break
+                j -= cnt
+            n_ops = 1
         else:
-            lay = L - 1 - (j - n_fwd - 1)
-            op = np.int64(BACKWARD)
-            rows = n
-        k = units[lay]
-        m = units[lay + 1]
-        below = dropped if drop_on and lay > 0 and shape.drop[lay - 1] > 0 else acts
-        A = X if lay == 0 else block_view(below, offs, lay - 1, n, k)
-        if op == FORWARD:
-            Out = block_view(acts, offs, lay, n, m)
-            D = Out
-            Z = block_view(work.pre, offs, lay, n, m) if keep else work.pre[:0].reshape((0, m))
-        elif op == BACKWARD:
-            D = block_view(deltas, offs, lay, n, m)
-            Out = block_view(deltas, offs, lay - 1, n, k)
-            A = block_view(acts, offs, lay - 1, n, k)  # the output before dropout
-            Z = block_view(work.pre, offs, lay - 1, n, k) if keep else A
-        else:
-            Out = block_view(deltas, offs, lay, n, m)
-            D = Out
-            Z = Out
-            if split:
-                # the other row tasks' shares, one per row of a (count, P) view
-                op = np.int64(COMBINE)
-                Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
-        act = layer_activation(shape, op, lay)
-        _call_layer_task((op, t, nt, rows, act, k, m, offs[lay, OFF_W], offs[lay, OFF_B]),
-                         params, A, D, Out, Z, sw_sum)
-        if phase == ROWS and drop_on:
-            # the task's rows of a hidden output through the dropout mask
-            # (forward), and of its delta through the same mask (backward)
-            hid = lay if op == FORWARD else lay - 1
-            if hid < L - 1 and shape.drop[hid] > 0:
+            lay = first
+            t = i
+            nt = n_t
+            # forward through layers first..L-1; in ROWS, then the output head
+            # and the deltas from layer L-1 down to layer 1
+            n_fwd = L - first
+            n_ops = n_fwd + L if phase == ROWS else n_fwd
+            if phase == ROWS and batch.bidx.shape[0] > 0:
+                # the task's own rows of the batch, gathered by the thread that
+                # uses them (see network)
                 r0, r1 = _task_rows(i, n_t, n)
-                dst = block_view(dropped, offs, hid, n, units[hid + 1]) if op == FORWARD else Out
-                _call_drop_rows(Out, dst, batch.ids, r0, r1, seed, epoch, hid, shape.drop[hid])
-    if phase == ROWS and split:
-        # The task's share of each layer's gradient (task 0's into grad),
-        # while its rows' activations and deltas are in this core's cache;
-        # the deltas written last first.
-        buf = params.grad if i == 0 else shares[(i - 1) * P:i * P]
-        G = buf.reshape((1, P))
-        for lay in range(first, L):
+                _call_gather_rows(batch.Xs, batch.bidx, r0, r1 - r0, X[r0:r1])
+            if dropout:
+                if phase == ROWS and drop_on and first == 1 and shape.drop[0] > 0:
+                    # the sparse first layer's output, computed before this loop
+                    r0, r1 = _task_rows(i, n_t, n)
+                    zero = np.int64(0)
+                    _call_drop_rows(block_view(acts, offs, zero, n, units[1]),
+                                    block_view(dropped, offs, zero, n, units[1]), batch.ids,
+                                    r0, r1, seed, epoch, zero, shape.drop[0])
+        for j in range(n_ops):
+            if phase == STEPS:
+                op = np.int64(GRADIENT)
+                rows = units[lay]
+            elif j < n_fwd:
+                lay = first + j
+                op = np.int64(FORWARD)
+                rows = n
+            elif j == n_fwd:
+                r0, r1 = _task_rows(i, n_t, n)
+                m = units[L]
+                Z = block_view(acts, offs, L - 1, n, m)
+                Dout = block_view(deltas, offs, L - 1, n, m)
+                _call_output_head(Z[r0:r1], batch.Y[r0:r1], batch.sw[r0:r1], shape.head,
+                            params.hyper[H_LOG_EPS], Dout[r0:r1], work.row_loss[r0:r1])
+                continue
+            else:
+                lay = L - 1 - (j - n_fwd - 1)
+                op = np.int64(BACKWARD)
+                rows = n
+            k = units[lay]
+            m = units[lay + 1]
             below = dropped if drop_on and lay > 0 and shape.drop[lay - 1] > 0 else acts
-            A = X if lay == 0 else block_view(below, offs, lay - 1, n, units[lay])
-            D = block_view(deltas, offs, lay, n, units[lay + 1])
-            _call_layer_task((np.int64(SHARE), i, n_t, n, np.int64(IDENTITY), units[lay],
-                              units[lay + 1], offs[lay, OFF_W], offs[lay, OFF_B]), params,
-                             A, D, G, D, sw_sum)
+            A = X if lay == 0 else block_view(below, offs, lay - 1, n, k)
+            if op == FORWARD:
+                Out = block_view(acts, offs, lay, n, m)
+                D = Out
+                Z = block_view(work.pre, offs, lay, n, m) if keep else work.pre[:0].reshape((0, m))
+            elif op == BACKWARD:
+                D = block_view(deltas, offs, lay, n, m)
+                Out = block_view(deltas, offs, lay - 1, n, k)
+                A = block_view(acts, offs, lay - 1, n, k)  # the output before dropout
+                Z = block_view(work.pre, offs, lay - 1, n, k) if keep else A
+            else:
+                Out = block_view(deltas, offs, lay, n, m)
+                D = Out
+                Z = Out
+                if split:
+                    # the other row tasks' shares, one per row of a (count, P) view
+                    op = np.int64(COMBINE)
+                    Out = shares[:(n_t - 1) * P].reshape((n_t - 1, P))
+            act = layer_activation(shape, op, lay)
+            _call_layer_task((op, t, nt, rows, act, k, m, offs[lay, OFF_W], offs[lay, OFF_B]),
+                             params, A, D, Out, Z, sw_sum)
+            if dropout:
+                # the task's rows of a hidden output through the dropout mask
+                # (forward), and of its delta through the same mask (backward)
+                hid = lay if op == FORWARD else lay - 1
+                if phase == ROWS and drop_on and hid < L - 1 and shape.drop[hid] > 0:
+                    r0, r1 = _task_rows(i, n_t, n)
+                    dst = Out
+                    if op == FORWARD:
+                        dst = block_view(dropped, offs, hid, n, units[hid + 1])
+                    _call_drop_rows(Out, dst, batch.ids, r0, r1, seed, epoch, hid,
+                                    shape.drop[hid])
+        if phase == ROWS and split:
+            # The task's share of each layer's gradient (task 0's into grad),
+            # while its rows' activations and deltas are in this core's cache;
+            # the deltas written last first.
+            buf = params.grad if i == 0 else shares[(i - 1) * P:i * P]
+            G = buf.reshape((1, P))
+            for lay in range(first, L):
+                below = dropped if drop_on and lay > 0 and shape.drop[lay - 1] > 0 else acts
+                A = X if lay == 0 else block_view(below, offs, lay - 1, n, units[lay])
+                D = block_view(deltas, offs, lay, n, units[lay + 1])
+                _call_layer_task((np.int64(SHARE), i, n_t, n, np.int64(IDENTITY), units[lay],
+                                  units[lay + 1], offs[lay, OFF_W], offs[lay, OFF_B]), params,
+                                 A, D, G, D, sw_sum)
+
+    return _variant(network_task, "_network_task_dropout" if dropout else "_network_task")
+
+
+_network_task = _make_network_task(False)
+_network_task_dropout = _make_network_task(True)
 
 
 @jit(internal=True, cold=True)
@@ -360,114 +383,127 @@ def _layers_fit(units, offsets, P, n, a_len, d_len):
 
 
 _call_network_task = call_by_symbol(_network_task)
+_call_network_task_dropout = call_by_symbol(_network_task_dropout)
 
 
-@jit(parallel=True, internal=True, cold=True)
-def _network(phase, first, sw_sum, params, shape, batch, work):
-    """One phase of a batch of ``batch.n`` rows through layers ``first..``
-    of the network, in ONE parallel loop.
+def _make_network(dropout):
+    def network(phase, first, sw_sum, params, shape, batch, work):
+        """One phase of a batch of ``batch.n`` rows through layers ``first..``
+        of the network, in ONE parallel loop.
 
-    phase : PREDICT, ROWS or STEPS.
-        PREDICT: the forward pass; layer ``l``'s output goes to its block
-        of ``work.acts`` (the output layer's through its head's function).
-        ROWS: the forward pass (keeping pre-activations in ``work.pre``
-        where it is not empty, and where ``work.dropped`` is not empty,
-        each dropping hidden layer's output after dropout there,
-        :func:`fastmlp._dropout.drop_rows`), then :func:`output_head` into
-        ``work.row_loss`` and the output block of ``work.deltas``, then
-        every hidden layer's deltas (through the same dropout masks; with
-        shares, then each task's share of the gradient). STEPS: every layer's weight and bias gradient into
-        ``params.grad`` (with shares, the sum of the shares ROWS wrote),
-        each block followed by its optimizer step; call it after ROWS and
-        after any use of the weights before their step (the loss's
-        :func:`l2_sum`).
-    first : 0, or 1 when a sparse input's first layer is done apart
-        (:func:`fastmlp._linalg.sparse_layer`); ``batch.X`` is then not read.
-    sw_sum : the batch's sum of sample weights (STEPS only).
+        phase : PREDICT, ROWS or STEPS.
+            PREDICT: the forward pass; layer ``l``'s output goes to its block
+            of ``work.acts`` (the output layer's through its head's function).
+            ROWS: the forward pass (keeping pre-activations in ``work.pre``
+            where it is not empty; in the ``_dropout`` variant, where
+            ``work.dropped`` is not empty, each dropping hidden layer's
+            output after dropout there, :func:`fastmlp._dropout.drop_rows`),
+            then :func:`output_head` into ``work.row_loss`` and the output
+            block of ``work.deltas``, then every hidden layer's deltas
+            (through the same masks; with shares, then each task's share of
+            the gradient). STEPS: every layer's weight and bias gradient into
+            ``params.grad`` (with shares, the sum of the shares ROWS wrote),
+            each block followed by its optimizer step; call it after ROWS and
+            after any use of the weights before their step (the loss's
+            :func:`l2_sum`).
+        first : 0, or 1 when a sparse input's first layer is done apart
+            (:func:`fastmlp._linalg.sparse_layer`); ``batch.X`` is then not read.
+        sw_sum : the batch's sum of sample weights (STEPS only).
 
-    Where ``batch.bidx`` is not empty (a dense input only), ROWS first
-    gathers the batch's input, each task its own rows. Where
-    ``work.shares`` is not empty, it holds at least ``(n_t - 1) * P``
-    elements (``n_t`` the batch's row tasks, :func:`_n_tasks` of ``n``
-    and ``BR``), and the gradient is split by batch rows: each ROWS task
-    also writes its share of every layer's gradient (task 0's in
-    ``params.grad``, the others' in ``work.shares``) while its rows are in
-    its cache, and STEPS adds them up in task order before each block's
-    step. Give the STEPS that follows a ROWS the same buffers. It pays
-    where the parameters are few against a batch's activations; the sums
-    differ from the split by rows of ``W`` in the last bits, and which
-    split a fit uses depends on the shapes, never on the thread count.
+        Where ``batch.bidx`` is not empty (a dense input only), ROWS first
+        gathers the batch's input, each task its own rows. Where
+        ``work.shares`` is not empty, it holds at least ``(n_t - 1) * P``
+        elements (``n_t`` the batch's row tasks, :func:`_n_tasks` of ``n``
+        and ``BR``), and the gradient is split by batch rows: each ROWS task
+        also writes its share of every layer's gradient (task 0's in
+        ``params.grad``, the others' in ``work.shares``) while its rows are in
+        its cache, and STEPS adds them up in task order before each block's
+        step. Give the STEPS that follows a ROWS the same buffers. It pays
+        where the parameters are few against a batch's activations; the sums
+        differ from the split by rows of ``W`` in the last bits, and which
+        split a fit uses depends on the shapes, never on the thread count.
 
-    Without shares the tasks make the same BLAS calls as one
-    :func:`fastmlp._linalg.layer` call per layer and operation, so the
-    results are bit for bit those of that sequence, in two parallel
-    regions per training batch instead of a few per layer (Numba's TBB
-    layer builds a task arena for each).
-    """
-    # Every extent the tasks index without bounds checks, and no buffer a
-    # task writes overlapping one another reads (``&``, not ``and``: each
-    # ``and`` is a branch of its own to compile).
-    units = shape.units
-    offs = shape.offsets
-    theta = params.theta
-    grad = params.grad
-    P = theta.shape[0]
-    n = batch.n
-    acts = work.acts
-    deltas = work.deltas
-    pre = work.pre
-    shares = work.shares
-    train = phase != PREDICT
-    keep = pre.shape[0] > 0
-    L = _check_shape(shape)
-    a_len = acts.shape[0]
-    fits = ((first == 0) | (first == 1)) & ((not keep) | (pre.shape[0] >= a_len))
-    # tasks write the layers' blocks in parallel, BLAS through raw pointers
-    fits &= _layers_fit(units, offs, P, n, a_len, deltas.shape[0] if train else a_len)
-    if train:
-        Y = batch.Y
-        fits &= ((Y.shape[0] >= n) & (Y.shape[1] == units[L]) & (batch.sw.shape[0] >= n)
-                 & (work.row_loss.shape[0] >= n) & (params.hyper.shape[0] >= N_HYPER)
-                 & apart(acts, deltas) & ((first == 0) | (batch.bidx.shape[0] == 0)))
-        if keep:
-            fits &= apart(pre, acts) & apart(pre, deltas)
-        dropped = work.dropped
-        if dropped.shape[0] > 0:
-            # ROWS writes the dropped outputs while other tasks read the rest
-            fits &= ((dropped.shape[0] >= a_len) & (batch.ids.shape[0] >= n)
-                     & (params.hyper64.shape[0] >= N_HYPER64) & apart(dropped, acts)
-                     & apart(dropped, deltas) & apart(dropped, pre) & apart(dropped, shares)
-                     & apart(dropped, grad))
-    n_t = _n_tasks(n, np.int64(BR))
-    if train and shares.shape[0] > 0:
-        # ROWS then writes parameter-sized blocks of grad and shares while
-        # other tasks read the weights and the work buffers
-        m1 = params.m1
-        m2 = params.m2
-        fits &= ((grad.shape[0] == P) & (shares.shape[0] >= (n_t - 1) * P)
-                 & apart(shares, grad) & apart(shares, theta) & apart(shares, m1)
-                 & apart(shares, m2) & apart(shares, acts) & apart(shares, deltas)
-                 & apart(grad, theta) & apart(grad, m1) & apart(grad, m2)
-                 & apart(grad, acts) & apart(grad, deltas))
-    if not fits:
-        raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
-    _check_flat(theta, grad)
-    if first == 0:
-        _check(batch.X, n, units[0])
-        if phase == ROWS and batch.bidx.shape[0] > 0:
-            _check_gather(batch.X, batch.Xs, batch.bidx, n)
-    if phase == STEPS:
-        _check_step_buffers(params)
-    count = n_t
-    if phase == STEPS:
-        count = 0
-        for l in range(first, L):
-            count += _n_tasks(units[l], np.int64(BR))
-    for i in prange(count):
-        _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, batch, work)
+        Without shares the tasks make the same BLAS calls as one
+        :func:`fastmlp._linalg.layer` call per layer and operation, so the
+        results are bit for bit those of that sequence, in two parallel
+        regions per training batch instead of a few per layer (Numba's TBB
+        layer builds a task arena for each).
+        """
+        # Every extent the tasks index without bounds checks, and no buffer a
+        # task writes overlapping one another reads (``&``, not ``and``: each
+        # ``and`` is a branch of its own to compile).
+        units = shape.units
+        offs = shape.offsets
+        theta = params.theta
+        grad = params.grad
+        P = theta.shape[0]
+        n = batch.n
+        acts = work.acts
+        deltas = work.deltas
+        pre = work.pre
+        shares = work.shares
+        train = phase != PREDICT
+        keep = pre.shape[0] > 0
+        L = _check_shape(shape)
+        a_len = acts.shape[0]
+        fits = ((first == 0) | (first == 1)) & ((not keep) | (pre.shape[0] >= a_len))
+        # tasks write the layers' blocks in parallel, BLAS through raw pointers
+        fits &= _layers_fit(units, offs, P, n, a_len, deltas.shape[0] if train else a_len)
+        if train:
+            Y = batch.Y
+            fits &= ((Y.shape[0] >= n) & (Y.shape[1] == units[L]) & (batch.sw.shape[0] >= n)
+                     & (work.row_loss.shape[0] >= n) & (params.hyper.shape[0] >= N_HYPER)
+                     & apart(acts, deltas) & ((first == 0) | (batch.bidx.shape[0] == 0)))
+            if keep:
+                fits &= apart(pre, acts) & apart(pre, deltas)
+            dropped = work.dropped
+            if dropped.shape[0] > 0:
+                # ROWS writes the dropped outputs while other tasks read the rest
+                fits &= ((dropped.shape[0] >= a_len) & (batch.ids.shape[0] >= n)
+                         & (params.hyper64.shape[0] >= N_HYPER64) & apart(dropped, acts)
+                         & apart(dropped, deltas) & apart(dropped, pre) & apart(dropped, shares)
+                         & apart(dropped, grad))
+        n_t = _n_tasks(n, np.int64(BR))
+        if train and shares.shape[0] > 0:
+            # ROWS then writes parameter-sized blocks of grad and shares while
+            # other tasks read the weights and the work buffers
+            m1 = params.m1
+            m2 = params.m2
+            fits &= ((grad.shape[0] == P) & (shares.shape[0] >= (n_t - 1) * P)
+                     & apart(shares, grad) & apart(shares, theta) & apart(shares, m1)
+                     & apart(shares, m2) & apart(shares, acts) & apart(shares, deltas)
+                     & apart(grad, theta) & apart(grad, m1) & apart(grad, m2)
+                     & apart(grad, acts) & apart(grad, deltas))
+        if not fits:
+            raise ValueError("fastmlp: arrays do not fit the network's layer sizes")
+        _check_flat(theta, grad)
+        if first == 0:
+            _check(batch.X, n, units[0])
+            if phase == ROWS and batch.bidx.shape[0] > 0:
+                _check_gather(batch.X, batch.Xs, batch.bidx, n)
+        if phase == STEPS:
+            _check_step_buffers(params)
+        count = n_t
+        if phase == STEPS:
+            count = 0
+            for l in range(first, L):
+                count += _n_tasks(units[l], np.int64(BR))
+        for i in prange(count):
+            if dropout:
+                _call_network_task_dropout(phase, np.int64(i), n_t, first, sw_sum, params, shape,
+                                           batch, work)
+            else:
+                _call_network_task(phase, np.int64(i), n_t, first, sw_sum, params, shape, batch,
+                                   work)
 
+    return _variant(network, "_network_dropout" if dropout else "_network", parallel=True)
+
+
+_network = _make_network(False)
+_network_dropout = _make_network(True)
 
 _call_network = call_by_symbol(_network)
+_call_network_dropout = call_by_symbol(_network_dropout)
 
 
 @jit(cold=True)
@@ -508,12 +544,23 @@ _call_clip_and_step = call_by_symbol(clip_and_step)
 
 
 @jit(inline="always")
-def loss_grad(params, shape, batch, work, sparse, clip):
+def _phase(phase, first, sw_sum, params, shape, batch, work, dropout):
+    """:func:`_network`, or its ``_dropout`` variant where the constant
+    ``dropout``."""
+    if dropout:
+        _call_network_dropout(phase, first, sw_sum, params, shape, batch, work)
+    else:
+        _call_network(phase, first, sw_sum, params, shape, batch, work)
+
+
+@jit(inline="always")
+def loss_grad(params, shape, batch, work, sparse, clip, dropout):
     """Loss of the batch and its gradient; then, unless ``params.solver``
     is ``NO_STEP``, one optimizer step.
 
-    Where ``clip`` (a constant of the caller, as ``sparse``: a fit without
-    clipping does not compile the clipping kernel) and ``hyper[H_CLIP] >
+    ``dropout`` (a constant too) picks the network kernel's dropout
+    variant. Where ``clip`` (a constant of the caller, as ``sparse``: a fit
+    without clipping does not compile the clipping kernel) and ``hyper[H_CLIP] >
     0`` (and a solver that steps), the gradient kernels write the whole
     gradient without stepping, and :func:`fastmlp._optim.clip_and_step`
     clips it and takes the step.
@@ -538,7 +585,7 @@ def loss_grad(params, shape, batch, work, sparse, clip):
     if sparse:
         first = np.int64(1)
         _call_sparse_layer(np.int64(SPARSE_FORWARD), params, shape, batch, work, one)
-    _call_network(np.int64(ROWS), first, one, params, shape, batch, work)
+    _phase(np.int64(ROWS), first, one, params, shape, batch, work, dropout)
 
     # ``sw[:n].sum()`` adds in the same order and dtype, but compiles more
     sw_sum = sw.dtype.type(0)
@@ -558,14 +605,14 @@ def loss_grad(params, shape, batch, work, sparse, clip):
             grads = ref(Params(params.theta, params.grad, params.m1, params.m2, params.step,
                                params.hyper, params.hyper64, np.int64(NO_STEP),
                                params.nesterov))
-            _call_network(np.int64(STEPS), first, sw_sum, grads, shape, batch, work)
+            _phase(np.int64(STEPS), first, sw_sum, grads, shape, batch, work, dropout)
             if sparse:
                 _call_sparse_layer(np.int64(SPARSE_GRADIENT), grads, shape, batch, work,
                                    sw_sum)
             _call_clip_and_step(params, shape)
             stepped = True
     if not stepped:
-        _call_network(np.int64(STEPS), first, sw_sum, params, shape, batch, work)
+        _phase(np.int64(STEPS), first, sw_sum, params, shape, batch, work, dropout)
         if sparse:
             _call_sparse_layer(np.int64(SPARSE_GRADIENT), params, shape, batch, work, sw_sum)
     return loss

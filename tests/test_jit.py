@@ -166,8 +166,7 @@ def test_kernels_carry_the_registration_of_what_they_call_by_symbol():
 
     assert callees(_engine.train_epoch_dense) == {"_network", "gather_rows", "l2_sum"}
     assert callees(_kernels._network) == {"_network_task"}
-    assert callees(_kernels._network_task) == {"_layer_task", "gather_rows", "output_head",
-                                               "drop_rows"}
+    assert callees(_kernels._network_task) == {"_layer_task", "gather_rows", "output_head"}
     assert callees(_linalg._layer_task) == {"optimizer_step", "activate", "derivative",
                                             "_keep_rows"}
     assert _linalg._layer_task.overloads

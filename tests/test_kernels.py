@@ -862,10 +862,12 @@ def _exercise_every_kernel():
                 th = prob.theta.astype(dtype)
                 tr.run_epoch(th, np.arange(20), shuffled=False)
                 tr.run_epoch(th, np.random.RandomState(0).permutation(20))
-            # the clipping epochs
-            tr = _trainer(prob, dtype, sparse, "adam", True, 0.9, 0.01, batch_size=7,
-                          clip_grad_norm=0.5)
-            tr.run_epoch(prob.theta.astype(dtype), np.arange(20), shuffled=False)
+            # the clipping and dropout epochs
+            for more in (dict(clip_grad_norm=0.5), dict(dropout=[0.3]),
+                         dict(clip_grad_norm=0.5, dropout=[0.3])):
+                tr = _trainer(prob, dtype, sparse, "adam", True, 0.9, 0.01, batch_size=7,
+                              **more)
+                tr.run_epoch(prob.theta.astype(dtype), np.arange(20), shuffled=False)
         # the single-layer kernel of tests and bench/linalg_bench.py
         shape, _ = make_shape(Layout([2, 3]), [], HEADS["softmax"], 4)
         A = np.ones((4, 2), dtype=dtype)
@@ -957,6 +959,9 @@ def test_each_kernel_compiles_at_most_once_per_dtype():
                  "_engine.predict_chunk_dense", "_engine.predict_chunk_sparse",
                  "_engine.train_epoch_dense", "_engine.train_epoch_dense_clip",
                  "_engine.train_epoch_sparse", "_engine.train_epoch_sparse_clip",
+                 "_engine.train_epoch_dense_dropout", "_engine.train_epoch_sparse_dropout",
+                 "_engine.train_epoch_dense_clip_dropout",
+                 "_engine.train_epoch_sparse_clip_dropout",
                  "_optim.optimizer_step", "_kernels.csr_to_csc"):
         assert len(used[f"fastmlp.{name}"]) == 2, name  # float32 and float64
     assert len(used["fastmlp._optim.adam_step_size"]) == 1
