@@ -319,8 +319,10 @@ _ATTRIBUTES_DOC = """
         (counted across warm starts and partial_fit calls), ``'loss'``,
         ``'validation_score'`` and ``'validation_loss'`` (the loss function's
         value on the validation set, true targets, no L2 term; both None
-        without early stopping), ``'learning_rate'`` (the base rate of the epoch; None for L-BFGS) and
-        ``'seconds'`` (wall time of the epoch). fastmlp only.
+        without early stopping), ``'learning_rate'`` (the base rate of the
+        epoch; None for L-BFGS) and ``'seconds'`` (wall time of the epoch's
+        training; a first fit compiles the kernels before the first epoch).
+        fastmlp only.
 """
 
 _NOTES_DOC = """

@@ -507,15 +507,16 @@ class StochasticTrainer:
         schedule (before Adam's bias correction), float64."""
         return float(self.params.hyper64[H64_RATE])
 
-    def run_epoch(self, theta, idx, shuffled=True):
-        """One epoch over samples in the order ``idx``; returns the mean loss.
-
-        ``theta`` is updated in place. ``shuffled=False`` promises that
-        ``idx`` is ``arange(n)`` so dense batches are read in place.
-        """
-        args = (self.params._replace(theta=theta), self.shape, self.data, self.buffers,
+    def _args(self, theta, idx, shuffled):
+        return (self.params._replace(theta=theta), self.shape, self.data, self.buffers,
                 self.work, np.require(idx, np.int64, ["C", "W"]), bool(shuffled),
                 self.batch_size)
+
+    def prepare(self, theta):
+        """Bind the epoch kernel for ``theta``'s type, compiling it (or
+        loading it from the cache) now rather than in the first epoch, so
+        that epoch's time is training time only."""
+        args = self._args(theta, np.zeros(0, dtype=np.int64), False)
         if self._epoch is None or self._theta_type != (theta.dtype, theta.flags.writeable,
                                                        theta.flags.c_contiguous):
             clip = bool(self.params.hyper[H_CLIP] > 0)
@@ -523,7 +524,15 @@ class StochasticTrainer:
             epoch = TRAIN_EPOCHS[self.inputs.is_sparse, clip, dropout]
             self._epoch = entry_point(epoch, args)
             self._theta_type = (theta.dtype, theta.flags.writeable, theta.flags.c_contiguous)
-        return self._epoch(*args) / idx.shape[0]
+
+    def run_epoch(self, theta, idx, shuffled=True):
+        """One epoch over samples in the order ``idx``; returns the mean loss.
+
+        ``theta`` is updated in place. ``shuffled=False`` promises that
+        ``idx`` is ``arange(n)`` so dense batches are read in place.
+        """
+        self.prepare(theta)
+        return self._epoch(*self._args(theta, idx, shuffled)) / idx.shape[0]
 
 
 class FullBatchObjective:

@@ -377,6 +377,8 @@ class _FitMixin:
             trainer.state2[...] = opt["state2"]
         trainer.step[0] = opt["t"]
         trainer.set_learning_rate(opt["learning_rate"])
+        # compiled (or loaded) before the first epoch is timed
+        trainer.prepare(theta)
 
         try:
             self.n_iter_ = 0

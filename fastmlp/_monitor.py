@@ -29,7 +29,8 @@ def _progress_bar(total, desc):
         from tqdm.auto import tqdm
     except ImportError as exc:
         raise ImportError(
-            "progress_bar=True needs tqdm: pip install tqdm (or fastmlp[progress])."
+            "progress_bar=True needs tqdm: pip install tqdm (from a checkout of fastmlp: "
+            "pip install -e \".[progress]\")."
         ) from exc
     return tqdm(total=total, desc=desc, unit="epoch" if "epoch" in desc else "it",
                 leave=True, dynamic_ncols=True)
@@ -85,7 +86,11 @@ class TrainingMonitor:
                 "intercepts_": [b.copy() for b in est.intercepts_]}
 
     def begin(self):
-        """Start timing a step and call the callbacks' begin hooks."""
+        """Start timing a step and call the callbacks' begin hooks. The
+        progress bar's clock starts at the first step, after the kernels
+        are compiled, so its rate and estimate are training's."""
+        if self.bar is not None and self.bar.n == 0:
+            self.bar.reset(total=self.bar.total)
         self._t0 = time.perf_counter()
         if self.context is not None:
             self._step_context = self.context.subcontext(task_name=self.task)

@@ -9,8 +9,8 @@ on a loaded 2-core machine. Results do not depend on the count: every kernel
 partitions its work independently of it.
 
 Threading layer. fastmlp selects Numba's TBB layer at import when the
-``tbb`` package is installed (``pip install fastmlp[tbb]``), unless
-``NUMBA_THREADING_LAYER`` is set or Numba's threads already started. GNU
+``tbb`` package is installed (``pip install -e ".[tbb]"`` from a checkout),
+unless ``NUMBA_THREADING_LAYER`` is set or Numba's threads already started. GNU
 OpenMP's barrier waits for descheduled threads on a loaded machine, and
 Numba aborts a child forked after its parent ran GNU OpenMP ("fork() called
 from a process already using GNU OpenMP"); TBB runs parallel kernels from
@@ -257,6 +257,7 @@ def check_fork_safety():
         raise RuntimeError(
             "fastmlp cannot run in a process forked after its parent ran parallel "
             "kernels on GNU OpenMP (Numba aborts such a child). Install the 'tbb' "
-            "package (pip install fastmlp[tbb]) so fastmlp uses the fork-safe TBB "
-            "threading layer, or start worker processes with 'spawn' or 'forkserver'."
+            "package (pip install tbb; from a checkout, pip install -e \".[tbb]\") so "
+            "fastmlp uses the fork-safe TBB threading layer, or start worker processes "
+            "with 'spawn' or 'forkserver'."
         )
