@@ -1,6 +1,7 @@
 """Plots of training, in scikit-learn's Display style (matplotlib optional)."""
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils.validation import check_is_fitted
 
@@ -9,18 +10,21 @@ class LossCurveDisplay:
     """Training loss, validation loss and validation score per epoch.
 
     Build it with :meth:`from_estimator` from a fitted fastmlp (or
-    scikit-learn) MLP trained with 'sgd' or 'adam'; :meth:`plot` draws the
-    training loss on the left axis and, when early stopping recorded them,
-    the validation loss on the same axis and the validation scores on a
-    second axis on the right.
+    scikit-learn) MLP; :meth:`plot` draws the training loss on the left
+    axis and, when early stopping recorded them, the validation loss on the
+    same axis and the validation scores on a second axis on the right; it
+    marks the best epoch (the one whose weights early stopping restored, or
+    the lowest training loss), and puts the legend below the axes, where it
+    covers no curve. An L-BFGS fit is drawn per iteration, from
+    ``history_``.
 
     Parameters
     ----------
     loss_curve : array-like of shape (n_epochs,)
-        Training loss of each epoch.
+        Training loss of each epoch (or L-BFGS iteration).
 
     validation_scores : array-like of shape (n_epochs,), default=None
-        Validation score of each epoch (accuracy or R^2).
+        Validation score of each epoch.
 
     validation_loss : array-like of shape (n_epochs,), default=None
         Loss on the validation set of each epoch (fastmlp's ``history_``
@@ -28,6 +32,16 @@ class LossCurveDisplay:
 
     estimator_name : str, default=None
         Name used in the title.
+
+    score_name : str, default="score"
+        What the validation score is ("accuracy" for a classifier, "R²"
+        for a regressor): the right axis reads "validation <score_name>".
+
+    best_epoch : int, default=None
+        The epoch (1-based) to mark: the best one. None marks none.
+
+    step_name : str, default="epoch"
+        What one point is ("epoch", or "iteration" for L-BFGS).
 
     Attributes
     ----------
@@ -49,6 +63,12 @@ class LossCurveDisplay:
     validation_loss_line_ : matplotlib Line2D or None
         The validation-loss line.
 
+    best_line_ : matplotlib Line2D or None
+        The vertical line at the best epoch.
+
+    legend_ : matplotlib Legend
+        The legend, below the axes.
+
     Examples
     --------
     >>> from fastmlp import MLPClassifier
@@ -60,11 +80,14 @@ class LossCurveDisplay:
     """
 
     def __init__(self, *, loss_curve, validation_scores=None, validation_loss=None,
-                 estimator_name=None):
+                 estimator_name=None, score_name="score", best_epoch=None, step_name="epoch"):
         self.loss_curve = loss_curve
         self.validation_scores = validation_scores
         self.validation_loss = validation_loss
         self.estimator_name = estimator_name
+        self.score_name = score_name
+        self.best_epoch = best_epoch
+        self.step_name = step_name
 
     def plot(self, ax=None, *, name=None, loss_kwargs=None, validation_kwargs=None,
              validation_loss_kwargs=None):
@@ -90,15 +113,16 @@ class LossCurveDisplay:
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots()
+            _, ax = plt.subplots(layout="constrained")
         name = self.estimator_name if name is None else name
         loss = np.asarray(self.loss_curve, dtype=float)
-        epochs = np.arange(1, loss.size + 1)
-        (self.line_,) = ax.plot(epochs, loss, **{"color": "C0", "label": "training loss",
-                                                 **(loss_kwargs or {})})
-        ax.set_xlabel("epoch")
+        steps = np.arange(1, loss.size + 1)
+        (self.line_,) = ax.plot(steps, loss, **{"color": "C0", "label": "training loss",
+                                                **(loss_kwargs or {})})
+        ax.set_xlabel(self.step_name)
         ax.set_ylabel("training loss")
         self.ax_validation_ = self.validation_line_ = self.validation_loss_line_ = None
+        self.best_line_ = None
         handles = [self.line_]
         if self.validation_loss is not None and len(self.validation_loss):
             vloss = np.asarray(self.validation_loss, dtype=float)
@@ -111,12 +135,21 @@ class LossCurveDisplay:
         if self.validation_scores is not None and len(self.validation_scores):
             scores = np.asarray(self.validation_scores, dtype=float)
             self.ax_validation_ = ax.twinx()
+            label = f"validation {self.score_name}"
             (self.validation_line_,) = self.ax_validation_.plot(
                 np.arange(1, scores.size + 1), scores,
-                **{"color": "C1", "label": "validation score", **(validation_kwargs or {})})
-            self.ax_validation_.set_ylabel("validation score")
+                **{"color": "C1", "label": label, **(validation_kwargs or {})})
+            self.ax_validation_.set_ylabel(label)
             handles.append(self.validation_line_)
-        ax.legend(handles=handles, loc="best")
+        if self.best_epoch is not None:
+            self.best_line_ = ax.axvline(self.best_epoch, color="0.5", linestyle=":",
+                                         label=f"best {self.step_name} ({self.best_epoch})")
+            handles.append(self.best_line_)
+        # below the axes (in the figure's margin): the twin axis' curve is
+        # not among what ``loc="best"`` avoids, so inside it may cover it
+        self.legend_ = ax.legend(handles=handles, loc="upper center",
+                                 bbox_to_anchor=(0.5, -0.15), ncol=min(len(handles), 3),
+                                 frameon=False)
         if name:
             ax.set_title(f"{name} training")
         self.ax_ = ax
@@ -130,7 +163,9 @@ class LossCurveDisplay:
         Parameters
         ----------
         estimator : fitted MLPClassifier or MLPRegressor
-            Trained with solver 'sgd' or 'adam' (which record ``loss_curve_``).
+            fastmlp's or scikit-learn's. Solvers 'sgd' and 'adam' give one
+            point per epoch (``loss_curve_``); a fastmlp 'lbfgs' fit one
+            per iteration (its ``history_``).
 
         ax : matplotlib Axes, default=None
             Axes to draw on.
@@ -147,19 +182,32 @@ class LossCurveDisplay:
         """
         check_matplotlib_support(f"{cls.__name__}.from_estimator")
         check_is_fitted(estimator)
-        if getattr(estimator, "loss_curve_", None) is None:
-            raise ValueError(
-                "LossCurveDisplay needs an estimator fitted with solver='sgd' or "
-                f"'adam' (it records loss_curve_); got solver={estimator.solver!r}."
-            )
+        history = getattr(estimator, "history_", None) or []
+        loss_curve = getattr(estimator, "loss_curve_", None)
+        step_name = "epoch"
+        if loss_curve is None:
+            if not history:
+                raise ValueError(
+                    "LossCurveDisplay needs a loss per epoch or iteration: a fit with "
+                    "solver='sgd' or 'adam' (loss_curve_), or a fastmlp fit (history_); got "
+                    f"solver={estimator.solver!r} without either.")
+            loss_curve = [r["loss"] for r in history]
+            step_name = "iteration"
         # the records of the epochs of loss_curve_ (which, like history_,
         # goes on across warm starts)
-        records = getattr(estimator, "history_", [])[-len(estimator.loss_curve_):]
+        records = history[-len(loss_curve):]
         vloss = [r.get("validation_loss") for r in records]
-        if len(vloss) != len(estimator.loss_curve_) or None in vloss:
+        if len(vloss) != len(loss_curve) or None in vloss:
             vloss = None
-        disp = cls(loss_curve=estimator.loss_curve_,
-                   validation_scores=getattr(estimator, "validation_scores_", None),
-                   validation_loss=vloss,
-                   estimator_name=type(estimator).__name__ if name is None else name)
+        scores = getattr(estimator, "validation_scores_", None)
+        if scores:
+            best = int(np.nanargmax(scores)) + 1  # the first best: the restored weights
+        elif step_name == "epoch":
+            best = int(np.argmin(loss_curve)) + 1
+        else:
+            best = None  # L-BFGS keeps its last iterate
+        disp = cls(loss_curve=loss_curve, validation_scores=scores, validation_loss=vloss,
+                   estimator_name=type(estimator).__name__ if name is None else name,
+                   score_name="accuracy" if is_classifier(estimator) else "R²",
+                   best_epoch=best, step_name=step_name)
         return disp.plot(ax=ax, **kwargs)

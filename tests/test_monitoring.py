@@ -136,8 +136,11 @@ def test_loss_curve_display_renders_png(tmp_path):
     disp = LossCurveDisplay.from_estimator(reg, ax=ax, name="reg")
     assert disp.ax_ is ax and disp.validation_line_ is None
     assert ax.get_title() == "reg training"
+    # a scikit-learn L-BFGS fit has neither loss_curve_ nor history_
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
     with pytest.raises(ValueError, match="solver='sgd' or 'adam'"):
-        LossCurveDisplay.from_estimator(MLPClassifier(solver="lbfgs", max_iter=5).fit(X, y))
+        LossCurveDisplay.from_estimator(SkMLP(solver="lbfgs", max_iter=5).fit(X, y))
     plt.close("all")
 
 
@@ -205,7 +208,9 @@ def test_loss_curve_display_draws_the_validation_loss():
     np.testing.assert_array_equal(disp.validation_loss_line_.get_xdata(), np.arange(1, 10))
     assert disp.validation_loss_line_.axes is disp.ax_  # the loss axis
     labels = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
-    assert labels == ["training loss", "validation loss", "validation score"]
+    best = int(np.argmax(clf.validation_scores_)) + 1
+    assert labels == ["training loss", "validation loss", "validation accuracy",
+                      f"best epoch ({best})"]
     # a scikit-learn model has no history_: no validation-loss line
     from sklearn.neural_network import MLPClassifier as SkMLP
 
@@ -229,3 +234,53 @@ def test_the_first_epoch_is_timed_without_binding_the_kernel(monkeypatch):
     monkeypatch.setattr(_engine, "entry_point", slow_bind)
     clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, y)
     assert all(r["seconds"] < 0.5 for r in clf.history_)
+
+
+def _inside(inner, outer):
+    return (inner.x0 >= outer.x0 - 1 and inner.x1 <= outer.x1 + 1
+            and inner.y0 >= outer.y0 - 1 and inner.y1 <= outer.y1 + 1)
+
+
+@pytest.mark.parametrize("case", ["early_stopping", "plain", "regressor", "lbfgs"])
+def test_loss_curve_display_draws_each_case(case, tmp_path):
+    # what each kind of fit draws: the legend outside the axes (it covers
+    # no curve, the twin axis' included), the best epoch marked, the score
+    # named, L-BFGS per iteration
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from fastmlp.plotting import LossCurveDisplay
+
+    if case == "early_stopping":
+        est = MLPClassifier(max_iter=15, early_stopping=True, n_iter_no_change=50,
+                            random_state=0).fit(X, y)
+    elif case == "plain":
+        est = MLPClassifier(max_iter=15, random_state=0).fit(X, y)
+    elif case == "regressor":
+        est = MLPRegressor(max_iter=15, early_stopping=True, n_iter_no_change=50,
+                           random_state=0).fit(X, X[:, 0])
+    else:
+        est = MLPClassifier(solver="lbfgs", max_iter=15, random_state=0).fit(X, y)
+    disp = LossCurveDisplay.from_estimator(est)
+    disp.figure_.savefig(tmp_path / "curve.png")  # lays the figure out
+    renderer = disp.figure_.canvas.get_renderer()
+    legend_box = disp.legend_.get_window_extent(renderer)
+    axes_box = disp.ax_.get_window_extent(renderer)
+    assert legend_box.y1 <= axes_box.y0  # below the axes
+    assert _inside(legend_box, disp.figure_.bbox)  # and on the figure
+    labels = [t.get_text() for t in disp.legend_.get_texts()]
+    if case == "lbfgs":
+        assert disp.ax_.get_xlabel() == "iteration"
+        np.testing.assert_array_equal(disp.line_.get_ydata(), [r["loss"] for r in est.history_])
+        assert disp.best_line_ is None and disp.validation_line_ is None
+        return
+    assert disp.ax_.get_xlabel() == "epoch"
+    if case == "plain":
+        best = int(np.argmin(est.loss_curve_)) + 1
+        assert disp.validation_line_ is None
+    else:
+        best = int(np.argmax(est.validation_scores_)) + 1
+        name = "accuracy" if case == "early_stopping" else "R²"
+        assert disp.ax_validation_.get_ylabel() == f"validation {name}"
+        assert f"validation {name}" in labels
+    assert disp.best_line_.get_xdata()[0] == best
+    assert f"best epoch ({best})" in labels
