@@ -402,10 +402,10 @@ class _FitMixin:
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    monitor.print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
                 self._update_no_improvement_count(
-                    early_stopping, X_val, y_val, sample_weight_val
+                    early_stopping, X_val, y_val, sample_weight_val, out=monitor.print
                 )
                 callback_stop = monitor.end(
                     loss=self.loss_,
@@ -435,7 +435,7 @@ class _FitMixin:
                             " for %d consecutive epochs."
                             % (self.tol, self.n_iter_no_change)
                         )
-                    if self._trigger_stopping(opt, msg):
+                    if self._trigger_stopping(opt, msg, out=monitor.print):
                         break
                     trainer.set_learning_rate(opt["learning_rate"])
                     self._no_improvement_count = 0
@@ -444,7 +444,8 @@ class _FitMixin:
                     break
 
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn(
+                    # (with a progress bar, once the bar's line is closed)
+                    monitor.warn(
                         "Stochastic Optimizer: Maximum iterations (%d) "
                         "reached and the optimization hasn't converged yet."
                         % self.max_iter,
@@ -476,23 +477,24 @@ class _FitMixin:
             name = "binary_log_loss"
         return float(LOSS_FUNCTIONS[name](Y, out, sample_weight))
 
-    def _trigger_stopping(self, opt, msg):
+    def _trigger_stopping(self, opt, msg, out=print):
         """scikit-learn's optimizer ``trigger_stopping``: stop, or, under the
-        'adaptive' schedule, cut the rate while it is not too small."""
+        'adaptive' schedule, cut the rate while it is not too small. Verbose
+        lines go to ``out`` (the monitor's, above a progress bar)."""
         if _schedule(opt["params"]) != "adaptive":
             if self.verbose:
-                print(msg + " Stopping.")
+                out(msg + " Stopping.")
             return True
         if opt["learning_rate"] <= 1e-6:
             if self.verbose:
-                print(msg + " Learning rate too small. Stopping.")
+                out(msg + " Learning rate too small. Stopping.")
             return True
         opt["learning_rate"] /= 5.0
         if self.verbose:
-            print(msg + " Setting learning rate to %f" % opt["learning_rate"])
+            out(msg + " Setting learning rate to %f" % opt["learning_rate"])
         return False
 
-    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight, out=print):
         if early_stopping:
             # compute validation score (can be NaN), use that for stopping
             val_score = self._score(X, y, sample_weight=sample_weight)
@@ -500,7 +502,7 @@ class _FitMixin:
             self.validation_scores_.append(val_score)
 
             if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
+                out("Validation score: %f" % self.validation_scores_[-1])
             last_valid_score = self.validation_scores_[-1]
 
             if last_valid_score < (self.best_validation_score_ + self.tol):

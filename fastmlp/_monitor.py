@@ -9,6 +9,7 @@ history and progress bar work.
 """
 
 import time
+import warnings
 
 try:  # scikit-learn >= 1.9
     from sklearn.callback import CallbackSupportMixin, with_callbacks
@@ -64,14 +65,35 @@ class TrainingMonitor:
         self.bar = _progress_bar(total, f"{type(estimator).__name__} {task}") if progress_bar else None
         self._step_context = None
         self._t0 = None
+        self._warnings = []
+
+    def print(self, message):
+        """``print(message)``, on a line of its own above the progress bar."""
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message)
+
+    def warn(self, message, category):
+        """``warnings.warn(message, category)``; with a progress bar, once the
+        bar is closed, so that the warning starts a line of its own."""
+        if self.bar is not None:
+            self._warnings.append((message, category))
+        else:
+            warnings.warn(message, category, stacklevel=2)
 
     def close(self):
-        """Close the progress bar and end a step begun but never run."""
+        """Close the progress bar (then issue the warnings kept for after it)
+        and end a step begun but never run."""
         if self._step_context is not None:
             self._step_context.call_on_fit_task_end(estimator=self.estimator)
             self._step_context = None
         if self.bar is not None:
             self.bar.close()
+        kept, self._warnings = self._warnings, []
+        for message, category in kept:
+            # attributed to the fit's ``with monitor`` (close <- __exit__ <- fit)
+            warnings.warn(message, category, stacklevel=3)
 
     def __enter__(self):
         return self

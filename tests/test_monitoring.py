@@ -284,3 +284,31 @@ def test_loss_curve_display_draws_each_case(case, tmp_path):
         assert f"validation {name}" in labels
     assert disp.best_line_.get_xdata()[0] == best
     assert f"best epoch ({best})" in labels
+
+
+def test_verbose_lines_and_warnings_stay_off_the_progress_bar_line():
+    # In a terminal-like stream the bar redraws its line with "\r"; every
+    # verbose line and the ConvergenceWarning must start a line of their own.
+    pytest.importorskip("tqdm")
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "from sklearn.datasets import load_iris\n"
+        "from fastmlp import MLPClassifier\n"
+        "X, y = load_iris(return_X_y=True)\n"
+        "MLPClassifier((5,), max_iter=3, verbose=True, progress_bar=True,\n"
+        "              random_state=0).fit(X, y)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    text = out.stdout + out.stderr
+    shown = [line.split("\r")[-1] for line in text.split("\n")]  # what a terminal keeps
+    for marker in ("Iteration 1, loss", "Iteration 3, loss", "ConvergenceWarning"):
+        (line,) = [ln for ln in shown if marker in ln]
+        assert "epoch" not in line.replace("Iteration", "")
+    # the warning comes after the bar's last state, on its own line
+    stderr_lines = [line.split("\r")[-1] for line in out.stderr.split("\n")]
+    idx = next(i for i, ln in enumerate(stderr_lines) if "ConvergenceWarning" in ln)
+    assert any("3/3" in ln for ln in stderr_lines[:idx])
